@@ -1,0 +1,131 @@
+"""Settings, read from ``SUBSCRIBE_*`` environment variables or ``.env`` in the working directory.
+
+Nothing here runs at import time: callers build ``Settings`` (tests pass values explicitly)
+or use the cached ``get_settings()``. A bad value becomes a one-line ``ConfigError`` that
+names the variable, so the CLI can print it without a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+from email.utils import formataddr, parseaddr
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
+
+ENV_PREFIX = "SUBSCRIBE_"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", validate_default=True
+    )
+
+    database_url: str = "sqlite:///subscribe.db"
+    secret_key: SecretStr | None = None
+    base_url: str = "http://127.0.0.1:8000"
+    site_name: str = "My blog"
+    site_url: str = ""
+    mail_from: str = "My blog <newsletter@localhost>"
+
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_security: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_connections: int = Field(default=8, ge=1, le=256)
+    smtp_timeout: float = Field(default=30.0, gt=0)
+    smtp_verify_certs: bool = True
+
+    send_rate: float = Field(default=0.0, ge=0)
+    daily_limit: int = Field(default=0, ge=0)
+    retry_delay: float = Field(default=60.0, ge=0)
+    retry_lifetime: float = Field(default=3 * 24 * 3600.0, gt=0)
+    relay_down_timeout: float = Field(default=30.0, gt=0)
+    lease_seconds: float = Field(default=60.0, gt=0, le=60)
+    batch_size: int = Field(default=500, ge=1)
+
+    confirm_max_age: int = Field(default=7 * 24 * 3600, gt=0)
+    feed_url: str = ""
+    templates_dir: Path | None = None
+    unsubscribe_mailto: str = ""
+    bounce_address: str = ""
+
+    trusted_proxies: str = ""
+    subscribe_rate_limit: int = Field(default=10, ge=0)
+    blocked_domains: str = ""
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from_has_address(cls, value: str) -> str:
+        _, address = parseaddr(value)
+        if "@" not in address or "\n" in value or "\r" in value:
+            raise ValueError("must look like 'Name <address@example.org>'")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("templates_dir", mode="before")
+    @classmethod
+    def _empty_dir_is_none(cls, value: Any) -> Any:
+        return value or None
+
+    # Derived values, so that callers never parse settings themselves.
+
+    def secret_keys(self) -> list[str]:
+        """Signing keys, oldest first (the last one signs); refuses to run without one."""
+        raw = self.secret_key.get_secret_value() if self.secret_key else ""
+        keys = [key.strip() for key in raw.split(",") if key.strip()]
+        if not keys:
+            raise ConfigError(
+                f"{ENV_PREFIX}SECRET_KEY is not set: put a long random string in the environment "
+                "or in .env, e.g. from: python -c 'import secrets; print(secrets.token_urlsafe())'"
+            )
+        return keys
+
+    @property
+    def mail_from_address(self) -> str:
+        return parseaddr(self.mail_from)[1]
+
+    @property
+    def mail_domain(self) -> str:
+        return self.mail_from_address.rpartition("@")[2].lower()
+
+    @property
+    def list_id(self) -> str:
+        """The List-Id header value: the site name and a dotted id under the sender's domain."""
+        label = "".join(c if c.isalnum() else "-" for c in self.site_name.lower()).strip("-")
+        return formataddr((self.site_name, f"{label or 'newsletter'}.{self.mail_domain}"))
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
+
+    @property
+    def blocked_domain_list(self) -> list[str]:
+        return [d.strip().lower() for d in self.blocked_domains.split(",") if d.strip()]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning pydantic's report into one line that names the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{ENV_PREFIX}{field.upper()}: {message}") from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,106 @@
+"""The exceptions `subscribe` raises, in one tree.
+
+    SubscribeError                 every error a user can cause; ``str()`` is a one-line message
+    ├── ConfigError                a missing or invalid setting (names the variable)
+    ├── InvalidAddress             an address that cannot receive mail
+    ├── SuppressedAddress          an erased address that may only come back through the web form
+    ├── NotFound                   no subscriber / post with that key
+    ├── SourceError                a post source (flags, Markdown file, feed) that cannot be read
+    ├── ImportFileError            a CSV file that cannot be read as a subscriber list
+    ├── TokenError                 a link token that cannot be used
+    │   ├── TokenInvalid           tampered, truncated or signed for another purpose
+    │   └── TokenExpired           validly signed, but too old (confirm links only)
+    ├── RateLimited                too many requests from one client or for one address
+    └── DeliveryError              the relay did not take a message
+        ├── RelayUnavailable       the relay cannot be reached; nothing was sent, retry later
+        ├── RelayFatal             the relay refuses us (auth, TLS, sender): stop at once
+        ├── TransientDeliveryError 4xx for a recipient: try again later
+        ├── PermanentDeliveryError 5xx for a recipient: give up
+        ├── AmbiguousDelivery      the connection broke after DATA began: the relay may hold it
+        └── ConnectionDropped      the connection broke before DATA: reconnect and send again
+
+Web and CLI adapters catch ``SubscribeError`` and turn it into a 4xx page or a one-line
+message with a non-zero exit; anything else is a bug and deserves its traceback.
+"""
+
+from __future__ import annotations
+
+
+class SubscribeError(Exception):
+    """Base of every error a user can cause."""
+
+
+class ConfigError(SubscribeError):
+    pass
+
+
+class InvalidAddress(SubscribeError):
+    pass
+
+
+class SuppressedAddress(SubscribeError):
+    pass
+
+
+class NotFound(SubscribeError):
+    pass
+
+
+class SourceError(SubscribeError):
+    pass
+
+
+class ImportFileError(SubscribeError):
+    pass
+
+
+class TokenError(SubscribeError):
+    pass
+
+
+class TokenInvalid(TokenError):
+    pass
+
+
+class TokenExpired(TokenError):
+    def __init__(self, message: str, subscriber_id: int | None = None) -> None:
+        super().__init__(message)
+        # The signature was valid, so the payload can be trusted enough to offer a new link.
+        self.subscriber_id = subscriber_id
+
+
+class RateLimited(SubscribeError):
+    pass
+
+
+class DeliveryError(SubscribeError):
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class RelayUnavailable(DeliveryError):
+    pass
+
+
+class RelayFatal(DeliveryError):
+    pass
+
+
+class TransientDeliveryError(DeliveryError):
+    pass
+
+
+class PermanentDeliveryError(DeliveryError):
+    def __init__(self, message: str, code: int | None = None, *, bad_mailbox: bool = False) -> None:
+        super().__init__(message, code)
+        # 5.1.x (or a bare 550): the mailbox does not exist, so the subscriber is bounced.
+        self.bad_mailbox = bad_mailbox
+
+
+class AmbiguousDelivery(DeliveryError):
+    pass
+
+
+class ConnectionDropped(DeliveryError):
+    """The connection broke (or the relay said 421) before DATA: nothing was sent."""

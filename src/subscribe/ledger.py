@@ -1,0 +1,346 @@
+"""The delivery ledger: enqueue, claim, record, release, take over.
+
+States: queued -> sending (claimed, with a lease) -> sent | deferred | failed | ambiguous,
+and skipped for subscribers who left first. ``due_at`` is set exactly while a delivery
+waits for a sender and ``lease_until`` exactly while one holds it, so claims and take-overs
+walk small index ranges however long the list is.
+
+A claim is committed before the SMTP transaction starts and ``sent`` right after the
+relay's 250, so a hard kill can repeat at most the messages in flight at that moment.
+Two senders never claim one row: SQLite claims under ``BEGIN IMMEDIATE``, PostgreSQL with
+``FOR UPDATE SKIP LOCKED``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from .models import Delivery, DeliveryStatus, Subscriber, SubscriberStatus, UTCDateTime
+from .store import insert_ignoring_duplicates, is_sqlite
+
+delivery_table: sa.Table = Delivery.__table__  # type: ignore[attr-defined]
+subscriber_table: sa.Table = Subscriber.__table__  # type: ignore[attr-defined]
+D = delivery_table.c
+S = subscriber_table.c
+
+
+# -- who holds a lease ---------------------------------------------------------------------
+
+
+def _process_start_ticks(pid: int) -> str:
+    """Start time of a process (Linux /proc), to tell a live PID from a reused one."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return "0"
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    host: str
+    pid: int
+    started: str
+    run: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+    @classmethod
+    def this_process(cls) -> Owner:
+        pid = os.getpid()
+        return cls(socket.gethostname(), pid, _process_start_ticks(pid))
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pid}:{self.started}:{self.run}"
+
+    @staticmethod
+    def parse(text: str) -> tuple[str, int, str] | None:
+        parts = text.split(":")
+        if len(parts) != 4 or not parts[1].isdigit():
+            return None
+        return parts[0], int(parts[1]), parts[2]
+
+
+def _is_alive(pid: int, started: str) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return _process_start_ticks(pid) in (started, "0")
+
+
+# -- records that cross the ledger's boundary ---------------------------------------------
+
+
+@dataclass(slots=True)
+class Claimed:
+    delivery_id: int
+    post_id: int
+    subscriber_id: int
+    email: str
+    email_key: str
+    name: str
+    attempts: int
+    previous_status: str
+    previous_due_at: datetime
+    created_at: datetime
+
+
+@dataclass(slots=True)
+class Outcome:
+    delivery_id: int
+    subscriber_id: int
+    status: DeliveryStatus
+    error: str = ""
+    message_id: str = ""
+    due_at: datetime | None = None  # for deferred / ambiguous: when to try again
+    bad_mailbox: bool = False  # failed with 5.1.x: bounce the subscriber too
+
+
+# -- operations ------------------------------------------------------------------------------
+
+
+def enqueue(connection: Connection, *, post_id: int, now: datetime) -> int:
+    """One queued delivery per confirmed subscriber, in one set-based INSERT ... SELECT."""
+    columns = ["post_id", "subscriber_id", "status", "attempts", "due_at", "claimed_by"]
+    columns += ["last_error", "message_id", "created_at"]
+    when = sa.literal(now, UTCDateTime)
+    source = sa.select(
+        sa.literal(post_id),
+        S.id,
+        sa.literal(DeliveryStatus.QUEUED.value),
+        sa.literal(0),
+        when,
+        sa.literal(""),
+        sa.literal(""),
+        sa.literal(""),
+        when,
+    ).where(S.status == SubscriberStatus.CONFIRMED.value)
+    statement = insert_ignoring_duplicates(connection, delivery_table).from_select(columns, source)
+    return max(connection.execute(statement).rowcount, 0)
+
+
+def claim(
+    engine: Engine, *, owner: Owner, now: datetime, limit: int, lease_seconds: float
+) -> list[Claimed]:
+    """Take up to ``limit`` due deliveries; those whose subscriber left are marked skipped."""
+    query = (
+        sa.select(
+            D.id,
+            D.post_id,
+            D.subscriber_id,
+            D.attempts,
+            D.status,
+            D.due_at,
+            D.created_at,
+            S.email,
+            S.email_key,
+            S.name,
+            S.status.label("subscriber_status"),
+        )
+        .join(subscriber_table, S.id == D.subscriber_id)
+        .where(D.due_at <= sa.literal(now, UTCDateTime))
+        .order_by(D.due_at)
+        .limit(limit)
+    )
+    if not is_sqlite(engine):
+        query = query.with_for_update(of=delivery_table, skip_locked=True)
+    with (
+        engine.connect().execution_options(immediate=True) as connection,
+        connection.begin(),
+    ):
+        rows = connection.execute(query).all()
+        if not rows:
+            return []
+        confirmed = SubscriberStatus.CONFIRMED.value
+        skipped = [row.id for row in rows if row.subscriber_status != confirmed]
+        taken = [row for row in rows if row.subscriber_status == confirmed]
+        if skipped:
+            connection.execute(
+                delivery_table.update()
+                .where(D.id.in_(skipped))
+                .values(status=DeliveryStatus.SKIPPED.value, due_at=None, lease_until=None)
+            )
+        if taken:
+            connection.execute(
+                delivery_table.update()
+                .where(D.id.in_([row.id for row in taken]))
+                .values(
+                    status=DeliveryStatus.SENDING.value,
+                    due_at=None,
+                    lease_until=now + timedelta(seconds=lease_seconds),
+                    claimed_by=str(owner),
+                )
+            )
+    return [
+        Claimed(
+            delivery_id=row.id,
+            post_id=row.post_id,
+            subscriber_id=row.subscriber_id,
+            email=row.email,
+            email_key=row.email_key,
+            name=row.name,
+            attempts=row.attempts,
+            previous_status=row.status,
+            previous_due_at=row.due_at,
+            created_at=row.created_at,
+        )
+        for row in taken
+    ]
+
+
+def record(engine: Engine, outcomes: Sequence[Outcome], *, now: datetime) -> None:
+    """Write a batch of outcomes in one transaction (group commit for all connections)."""
+    if not outcomes:
+        return
+    sent = [o for o in outcomes if o.status == DeliveryStatus.SENT]
+    retry = [o for o in outcomes if o.status != DeliveryStatus.SENT]
+    bounced = [o.subscriber_id for o in outcomes if o.bad_mailbox]
+    with engine.begin() as connection:
+        if sent:
+            connection.execute(
+                delivery_table.update()
+                .where(D.id == sa.bindparam("b_id"))
+                .values(
+                    status=DeliveryStatus.SENT.value,
+                    sent_at=now,
+                    message_id=sa.bindparam("b_message_id"),
+                    attempts=D.attempts + 1,
+                    lease_until=None,
+                    due_at=None,
+                    last_error="",
+                ),
+                [{"b_id": o.delivery_id, "b_message_id": o.message_id} for o in sent],
+            )
+        if retry:
+            connection.execute(
+                delivery_table.update()
+                .where(D.id == sa.bindparam("b_id"))
+                .values(
+                    status=sa.bindparam("b_status"),
+                    due_at=sa.bindparam("b_due_at", type_=UTCDateTime),
+                    last_error=sa.bindparam("b_error"),
+                    message_id=sa.bindparam("b_message_id"),
+                    attempts=D.attempts + 1,
+                    lease_until=None,
+                ),
+                [
+                    {
+                        "b_id": o.delivery_id,
+                        "b_status": o.status.value,
+                        "b_due_at": o.due_at,
+                        "b_error": o.error[:1000],
+                        "b_message_id": o.message_id,
+                    }
+                    for o in retry
+                ],
+            )
+        if bounced:
+            connection.execute(
+                subscriber_table.update()
+                .where(S.id.in_(bounced))
+                .values(
+                    status=SubscriberStatus.BOUNCED.value,
+                    bounce_count=S.bounce_count + 1,
+                )
+            )
+
+
+def release(engine: Engine, claimed: Iterable[Claimed], *, owner: Owner) -> None:
+    """Hand claimed deliveries back untouched: same state, same due time, no attempt used."""
+    rows = [
+        {
+            "b_id": c.delivery_id,
+            "b_status": c.previous_status,
+            "b_due_at": c.previous_due_at,
+        }
+        for c in claimed
+    ]
+    if not rows:
+        return
+    with engine.begin() as connection:
+        connection.execute(
+            delivery_table.update()
+            .where(D.id == sa.bindparam("b_id"))
+            .where(D.claimed_by == str(owner))
+            .where(D.lease_until.is_not(None))
+            .values(
+                status=sa.bindparam("b_status"),
+                due_at=sa.bindparam("b_due_at", type_=UTCDateTime),
+                lease_until=None,
+            ),
+            rows,
+        )
+
+
+def renew_lease(engine: Engine, *, owner: Owner, until: datetime) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            delivery_table.update()
+            .where(D.lease_until.is_not(None))
+            .where(D.claimed_by == str(owner))
+            .values(lease_until=until)
+        )
+
+
+def take_over_abandoned(engine: Engine, *, now: datetime, host: str) -> int:
+    """Requeue deliveries held by a process that no longer runs.
+
+    On this host a dead PID is proof enough; elsewhere we wait for the lease to run out.
+    The relay may have accepted such a message before the kill: it goes again with the same
+    Message-ID, at most one per connection that was in flight.
+    """
+    with engine.connect() as connection:
+        holders = connection.execute(
+            sa.select(D.claimed_by).where(D.lease_until.is_not(None)).distinct()
+        ).scalars()
+        dead = []
+        for holder in holders:
+            parsed = Owner.parse(holder)
+            if parsed and parsed[0] == host and not _is_alive(parsed[1], parsed[2]):
+                dead.append(holder)
+    abandoned = D.lease_until < sa.literal(now, UTCDateTime)
+    if dead:
+        abandoned = sa.or_(abandoned, D.claimed_by.in_(dead))
+    with (
+        engine.connect().execution_options(immediate=True) as connection,
+        connection.begin(),
+    ):
+        result = connection.execute(
+            delivery_table.update()
+            .where(D.lease_until.is_not(None))
+            .where(abandoned)
+            .values(status=DeliveryStatus.QUEUED.value, due_at=now, lease_until=None)
+        )
+        return max(result.rowcount, 0)
+
+
+def sent_since(engine: Engine, *, since: datetime) -> int:
+    with engine.connect() as connection:
+        query = sa.select(sa.func.count()).where(D.sent_at >= sa.literal(since, UTCDateTime))
+        return int(connection.execute(query).scalar_one())
+
+
+def next_due(engine: Engine) -> datetime | None:
+    with engine.connect() as connection:
+        value = connection.execute(sa.select(sa.func.min(D.due_at))).scalar_one()
+    return UTCDateTime().process_result_value(value, engine.dialect) if value else None
+
+
+def counts_by_post(engine: Engine, *, post_id: int | None = None) -> dict[int, dict[str, int]]:
+    query = sa.select(D.post_id, D.status, sa.func.count()).group_by(D.post_id, D.status)
+    if post_id is not None:
+        query = query.where(D.post_id == post_id)
+    counts: dict[int, dict[str, int]] = {}
+    with engine.connect() as connection:
+        for pid, status, n in connection.execute(query):
+            counts.setdefault(pid, {s.value: 0 for s in DeliveryStatus})[status] = n
+    return counts

@@ -1,0 +1,502 @@
+"""Announce posts and run the sending loop over the delivery ledger.
+
+    claim (thread) -> render -> bounded queue -> N lanes (one SMTP connection each)
+                                                  -> recorder (group commit, thread)
+
+A producer claims due deliveries in batches and renders them; each lane sends one message
+at a time on its own connection and waits until its outcome is committed before it takes
+the next, so a hard kill can repeat at most one accepted message per connection. The
+recorder commits the outcomes of all lanes together (group commit), so the ledger costs
+one transaction per handful of messages, not one per message. The database never blocks
+the event loop: claims and commits run in worker threads.
+
+A pass sends what was due when it started; deliveries deferred during the pass wait for
+the next pass (``subscribe notify``/``resume`` again, or a ``worker`` that keeps polling).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from . import ledger
+from .addresses import to_ascii
+from .config import Settings
+from .errors import (
+    AmbiguousDelivery,
+    ConnectionDropped,
+    PermanentDeliveryError,
+    RelayUnavailable,
+    SubscribeError,
+    TransientDeliveryError,
+)
+from .ledger import Claimed, Outcome, Owner
+from .mailer import site_context
+from .models import DeliveryStatus, Post, UTCDateTime, utcnow
+from .render import MessageBuilder, Recipient, make_environment, message_id
+from .sender import Envelope, Sender, SenderFactory
+from .sources import PostSpec
+from .store import post_by_key
+from .tokens import Tokens
+
+MAX_RETRY_DELAY = 3600.0
+QUEUE_PER_LANE = 8
+
+ProgressCallback = Callable[[int, int], None]  # (done, total)
+
+
+# -- announcing ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    post: Post
+    enqueued: int
+    is_new: bool  # False: the post was announced before, so this run resumes it
+
+
+def register_post(session: Session, spec: PostSpec, *, now: datetime) -> Announcement:
+    """Store the post and enqueue one delivery per confirmed subscriber, in one transaction.
+
+    Idempotent by the post's key: announcing the same post again enqueues nothing, so a
+    re-run only resumes what is left.
+    """
+    existing = post_by_key(session, key=spec.key)
+    if existing is not None:
+        return Announcement(existing, 0, False)
+    post = Post(
+        key=spec.key,
+        title=spec.title,
+        url=spec.url,
+        summary=spec.summary,
+        body_html=spec.body_html,
+        published_at=spec.published_at,
+        created_at=now,
+    )
+    session.add(post)
+    session.flush()
+    assert post.id is not None
+    enqueued = ledger.enqueue(session.connection(), post_id=post.id, now=now)
+    session.commit()
+    session.refresh(post)
+    return Announcement(post, enqueued, True)
+
+
+def post_context(settings: Settings, post: Post | PostSpec) -> dict[str, object]:
+    from markupsafe import Markup
+
+    return {
+        **site_context(settings),
+        "post": {
+            "title": post.title,
+            "url": post.url,
+            "summary": post.summary,
+            # Our own Markdown rendering (raw HTML escaped), so it is trusted markup.
+            "body_html": Markup(post.body_html),
+            "published_at": post.published_at,
+        },
+    }
+
+
+def post_builder(settings: Settings, post: Post | PostSpec) -> MessageBuilder:
+    env = make_environment(settings.templates_dir)
+    return MessageBuilder(settings, env, "email/new_post", post_context(settings, post))
+
+
+# -- the report -------------------------------------------------------------------------------
+
+
+@dataclass
+class RunReport:
+    sent: int = 0
+    skipped: int = 0
+    deferred: int = 0
+    failed: int = 0
+    ambiguous: int = 0
+    elapsed: float = 0.0
+    stopped: str = ""  # why the run ended early, '' when it finished what was due
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.elapsed if self.elapsed > 0 else 0.0
+
+    def summary(self) -> str:
+        return (
+            f"sent {self.sent}, skipped {self.skipped}, deferred {self.deferred}, "
+            f"failed {self.failed}"
+            + (f", ambiguous {self.ambiguous}" if self.ambiguous else "")
+            + f" in {self.elapsed:.1f} s ({self.rate:.0f} msg/s)"
+        )
+
+
+# -- pacing and relay health ----------------------------------------------------------------
+
+
+class _RateLimiter:
+    """Evenly spaced send slots: SUBSCRIBE_SEND_RATE messages per second over all lanes."""
+
+    def __init__(self, rate: float) -> None:
+        self._interval = 1.0 / rate if rate > 0 else 0.0
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        if not self._interval:
+            return
+        now = time.monotonic()
+        slot = max(now, self._next)
+        self._next = slot + self._interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+class _RelayHealth:
+    """Backs off while the relay is unreachable and gives up before ``deadline`` seconds.
+
+    Any success resets it. Giving up re-raises the last error so the run ends with a
+    one-line reason; the deliveries in hand are released untouched.
+    """
+
+    def __init__(self, deadline: float, attempt_timeout: float) -> None:
+        self._deadline = deadline
+        self._attempt_timeout = attempt_timeout
+        self._first_failure: float | None = None
+        self._failures = 0
+
+    def ok(self) -> None:
+        self._first_failure = None
+        self._failures = 0
+
+    def failed(self, error: Exception) -> float:
+        now = time.monotonic()
+        if self._first_failure is None:
+            self._first_failure = now
+        delay = 0.0 if self._failures == 0 else min(0.25 * 2 ** (self._failures - 1), 8.0)
+        self._failures += 1
+        if now - self._first_failure + delay + self._attempt_timeout > self._deadline:
+            raise error
+        return delay
+
+
+# -- the sending loop --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Job:
+    claimed: Claimed
+    envelope: Envelope
+    message_id: str
+
+
+@dataclass
+class _Recorder:
+    """Group commit: outcomes from all lanes go to the ledger together, in a thread."""
+
+    engine: Engine
+    _pending: list[tuple[Outcome, asyncio.Future[None]]] = field(default_factory=list)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _closed: bool = False
+
+    async def record(self, outcome: Outcome) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((outcome, future))
+        self._wake.set()
+        await future
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = self._pending, []
+            if not batch:
+                if self._closed:
+                    return
+                continue
+            try:
+                outcomes = [outcome for outcome, _ in batch]
+                await asyncio.to_thread(ledger.record, self.engine, outcomes, now=utcnow())
+            except Exception as exc:  # a database error: every waiting lane must hear of it
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            for _, future in batch:
+                future.set_result(None)
+
+
+class Notifier:
+    """Sends every delivery that is due, through ``connections`` lanes, and reports."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        *,
+        sender_factory: SenderFactory,
+        tokens: Tokens,
+        connections: int | None = None,
+        on_progress: ProgressCallback | None = None,
+        owner: Owner | None = None,
+    ) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._sender_factory = sender_factory
+        self._tokens = tokens
+        self._connections = connections or settings.smtp_connections
+        self._on_progress = on_progress
+        self.owner = owner or Owner.this_process()
+        self._builders: dict[int, tuple[MessageBuilder, str]] = {}
+        self._held: dict[int, Claimed] = {}
+        self._stopping = False
+        self._report = RunReport()
+        self._done = 0
+        self._total = 0
+        attempt_timeout = min(settings.smtp_timeout, settings.relay_down_timeout / 3)
+        self._health = _RelayHealth(settings.relay_down_timeout, attempt_timeout)
+        self._limiter = _RateLimiter(settings.send_rate)
+
+    def request_stop(self) -> None:
+        """Finish the messages in flight, hand the rest back, and return (SIGTERM, Ctrl-C)."""
+        self._stopping = True
+        self._report.stopped = self._report.stopped or "interrupted"
+
+    # -- one pass ---------------------------------------------------------------------------
+
+    async def run(self) -> RunReport:
+        """One pass over what is due now. Raises ``DeliveryError`` when the relay fails us."""
+        started = time.monotonic()
+        now = utcnow()
+        await asyncio.to_thread(
+            ledger.take_over_abandoned, self._engine, now=now, host=self.owner.host
+        )
+        cutoff = utcnow()
+        self._total = await asyncio.to_thread(_count_due, self._engine, cutoff)
+        budget = await asyncio.to_thread(self._daily_budget, cutoff)
+        queue: asyncio.Queue[_Job | None] = asyncio.Queue(self._connections * QUEUE_PER_LANE)
+        recorder = _Recorder(self._engine)
+        recorder_task = asyncio.create_task(recorder.run())
+        lease_task = asyncio.create_task(self._renew_leases())
+        lanes = [
+            asyncio.create_task(self._lane(self._sender_factory(), queue, recorder))
+            for _ in range(self._connections)
+        ]
+        producer = asyncio.create_task(self._produce(queue, cutoff, budget))
+        error: BaseException | None = None
+        try:
+            results = await asyncio.gather(producer, *lanes, return_exceptions=True)
+            error = next((r for r in results if isinstance(r, BaseException)), None)
+        finally:
+            self._stopping = True
+            if not producer.done():
+                producer.cancel()
+            for lane in lanes:
+                if not lane.done():
+                    lane.cancel()
+            recorder.close()
+            await asyncio.gather(recorder_task, return_exceptions=True)
+            lease_task.cancel()
+            await asyncio.gather(lease_task, return_exceptions=True)
+            # Whatever was claimed and not sent goes back as it was: same due time.
+            await asyncio.to_thread(
+                ledger.release, self._engine, list(self._held.values()), owner=self.owner
+            )
+            self._held.clear()
+            self._report.elapsed = time.monotonic() - started
+        if error is not None:
+            raise error
+        return self._report
+
+    def _daily_budget(self, now: datetime) -> int | None:
+        if not self._settings.daily_limit:
+            return None
+        day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        return max(self._settings.daily_limit - ledger.sent_since(self._engine, since=day_start), 0)
+
+    async def _produce(
+        self, queue: asyncio.Queue[_Job | None], cutoff: datetime, budget: int | None
+    ) -> None:
+        try:
+            while not self._stopping:
+                limit = self._settings.batch_size
+                if budget is not None:
+                    # Claimed-but-unsent messages count against the day, so we never overshoot.
+                    limit = min(limit, budget - self._report.sent - len(self._held))
+                    if limit <= 0:
+                        if not self._held:
+                            self._report.stopped = "daily limit reached"
+                            break
+                        await asyncio.sleep(0.05)
+                        continue
+                claimed = await asyncio.to_thread(
+                    ledger.claim,
+                    self._engine,
+                    owner=self.owner,
+                    now=cutoff,
+                    limit=limit,
+                    lease_seconds=self._settings.lease_seconds,
+                )
+                if not claimed:
+                    break
+                for item in claimed:
+                    self._held[item.delivery_id] = item
+                await self._load_builders({item.post_id for item in claimed})
+                for item in claimed:
+                    if self._stopping:
+                        break
+                    await queue.put(self._job(item))
+        finally:
+            for _ in range(self._connections):
+                await queue.put(None)
+
+    async def _load_builders(self, post_ids: set[int]) -> None:
+        missing = [pid for pid in post_ids if pid not in self._builders]
+        if not missing:
+            return
+
+        def load() -> list[Post]:
+            with Session(self._engine) as session:
+                return [p for pid in missing if (p := session.get(Post, pid)) is not None]
+
+        for post in await asyncio.to_thread(load):
+            assert post.id is not None
+            self._builders[post.id] = (post_builder(self._settings, post), post.key)
+
+    def _job(self, item: Claimed) -> _Job:
+        builder, post_key = self._builders[item.post_id]
+        mid = message_id(self._settings, post_key=post_key, subscriber_id=item.subscriber_id)
+        token = self._tokens.unsubscribe_token(item.subscriber_id, item.email_key)
+        recipient = Recipient(
+            email=to_ascii(item.email),
+            name=item.name,
+            unsubscribe_url=f"{self._settings.base_url}/unsubscribe/{token}",
+            message_id=mid,
+        )
+        envelope = Envelope(
+            self._return_path(item.delivery_id), recipient.email, builder.build(recipient)
+        )
+        return _Job(item, envelope, mid)
+
+    def _return_path(self, delivery_id: int) -> str:
+        """VERP when a bounce address is set: bounces+TOKEN@domain names the delivery."""
+        bounce = self._settings.bounce_address
+        if not bounce:
+            return self._settings.mail_from_address
+        local, _, domain = bounce.rpartition("@")
+        return f"{local}+{self._tokens.bounce_token(delivery_id)}@{domain}"
+
+    async def _lane(
+        self, sender: Sender, queue: asyncio.Queue[_Job | None], recorder: _Recorder
+    ) -> None:
+        try:
+            while True:
+                job = await queue.get()
+                if job is None or self._stopping:
+                    return
+                outcome = await self._deliver(sender, job)
+                await recorder.record(outcome)
+                del self._held[job.claimed.delivery_id]
+                self._count(outcome)
+        except BaseException:
+            self._stopping = True
+            raise
+        finally:
+            await sender.close()
+
+    async def _deliver(self, sender: Sender, job: _Job) -> Outcome:
+        item = job.claimed
+        while True:
+            await self._limiter.wait()
+            try:
+                await sender.send(job.envelope)
+            except (RelayUnavailable, ConnectionDropped) as exc:
+                # Nothing was sent: reconnect and try the same message again, with backoff.
+                await asyncio.sleep(self._health.failed(exc))
+                if self._stopping:
+                    raise _Stopped() from None
+                continue
+            except TransientDeliveryError as exc:
+                self._health.ok()
+                return self._retry_later(item, DeliveryStatus.DEFERRED, str(exc), job.message_id)
+            except PermanentDeliveryError as exc:
+                self._health.ok()
+                return Outcome(
+                    item.delivery_id,
+                    item.subscriber_id,
+                    DeliveryStatus.FAILED,
+                    error=str(exc),
+                    message_id=job.message_id,
+                    bad_mailbox=exc.bad_mailbox,
+                )
+            except AmbiguousDelivery as exc:
+                if item.previous_status == DeliveryStatus.AMBIGUOUS:
+                    # Re-sent once already: stop here rather than risk a third copy.
+                    return Outcome(
+                        item.delivery_id,
+                        item.subscriber_id,
+                        DeliveryStatus.AMBIGUOUS,
+                        error=str(exc),
+                        message_id=job.message_id,
+                    )
+                return self._retry_later(item, DeliveryStatus.AMBIGUOUS, str(exc), job.message_id)
+            self._health.ok()
+            return Outcome(
+                item.delivery_id, item.subscriber_id, DeliveryStatus.SENT, message_id=job.message_id
+            )
+
+    def _retry_later(self, item: Claimed, status: DeliveryStatus, error: str, mid: str) -> Outcome:
+        now = utcnow()
+        if now - item.created_at > timedelta(seconds=self._settings.retry_lifetime):
+            return Outcome(
+                item.delivery_id,
+                item.subscriber_id,
+                DeliveryStatus.FAILED,
+                error=f"gave up after {item.attempts + 1} attempts: {error}",
+                message_id=mid,
+            )
+        delay = self._settings.retry_delay * 2**item.attempts * random.uniform(0.8, 1.2)
+        due = now + timedelta(seconds=min(delay, MAX_RETRY_DELAY))
+        return Outcome(
+            item.delivery_id, item.subscriber_id, status, error=error, message_id=mid, due_at=due
+        )
+
+    def _count(self, outcome: Outcome) -> None:
+        report = self._report
+        if outcome.status == DeliveryStatus.SENT:
+            report.sent += 1
+        elif outcome.status == DeliveryStatus.DEFERRED:
+            report.deferred += 1
+        elif outcome.status == DeliveryStatus.FAILED:
+            report.failed += 1
+        elif outcome.status == DeliveryStatus.AMBIGUOUS:
+            report.ambiguous += 1
+        self._done += 1
+        if self._on_progress is not None:
+            self._on_progress(self._done, self._total)
+
+    async def _renew_leases(self) -> None:
+        interval = self._settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            until = utcnow() + timedelta(seconds=self._settings.lease_seconds)
+            await asyncio.to_thread(ledger.renew_lease, self._engine, owner=self.owner, until=until)
+
+
+class _Stopped(SubscribeError):
+    pass
+
+
+def _count_due(engine: Engine, cutoff: datetime) -> int:
+    table = ledger.delivery_table
+    with engine.connect() as connection:
+        query = sa.select(sa.func.count()).where(table.c.due_at <= sa.literal(cutoff, UTCDateTime))
+        return int(connection.execute(query).scalar_one())

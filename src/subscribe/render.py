@@ -1,0 +1,308 @@
+"""Render emails: one Jinja2 environment, templates compiled once per post, bytes per recipient.
+
+Every message is ``multipart/alternative`` (text + HTML, quoted-printable, CSS inlined).
+Building an ``EmailMessage`` per recipient costs ~3 ms, so a post is rendered once with
+placeholder markers where the per-recipient fields go; the rendered parts are split at the
+markers and quoted-printable-encoded once, and each recipient's message is the encoded
+pieces joined with that recipient's own fields, each behind a soft line break (``=``CRLF),
+which decoders drop. At compile time the result for a sample recipient is compared with a
+plain full render; a template that transforms the fields (``name|upper``...) falls back to
+rendering per recipient, slower but identical.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email import policy
+from email.utils import formataddr, formatdate
+from pathlib import Path
+from typing import Any
+
+import css_inline
+import jinja2
+from markupsafe import escape
+
+from .config import Settings
+
+SHIPPED_TEMPLATES = Path(__file__).parent / "templates"
+FIELDS = ("name", "email", "unsubscribe_url")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_HEADER_POLICY = policy.SMTP
+
+
+def make_environment(templates_dir: Path | None) -> jinja2.Environment:
+    """Site templates first, then the shipped ones; HTML autoescaped; typos fail loudly."""
+    loaders: list[jinja2.BaseLoader] = []
+    if templates_dir:
+        loaders.append(jinja2.FileSystemLoader(str(templates_dir)))
+    loaders.append(jinja2.FileSystemLoader(str(SHIPPED_TEMPLATES)))
+    return jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html", "htm", "xml"),
+            default_for_string=False,
+            default=False,
+        ),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def one_line(value: str) -> str:
+    """Header-safe text: control characters (CR, LF...) become spaces, runs collapse."""
+    return " ".join(_CONTROL.sub(" ", value).split())
+
+
+def encode_header(name: str, value: str) -> bytes:
+    """``Name: value`` CRLF, RFC 2047-encoded only where the value needs it."""
+    header = _HEADER_POLICY.header_factory(name, one_line(value))
+    return header.fold(policy=_HEADER_POLICY).encode("ascii")
+
+
+def address_header(field: str, display_name: str, address: str) -> bytes:
+    """``To: Name <address>`` CRLF: specials quoted, non-ASCII names RFC 2047-encoded."""
+    display_name = one_line(display_name)
+    if display_name.isascii():
+        text = formataddr((display_name, address))
+    else:
+        text = formataddr((display_name, address), charset="utf-8").replace("\n", "\r\n")
+    return f"{field}: {text}\r\n".encode("ascii")
+
+
+def _crlf(text: str) -> bytes:
+    return text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
+
+
+def _qp(text: str) -> bytes:
+    encoded = binascii.b2a_qp(text.replace("\r\n", "\n").encode("utf-8"), istext=True)
+    return encoded.replace(b"\n", b"\r\n")
+
+
+_SOFT_BREAK = b"=\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    email: str  # wire form (punycode domain)
+    name: str
+    unsubscribe_url: str
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedParts:
+    subject: str
+    text: str
+    html: str
+
+
+class _Part:
+    """One body part, pre-encoded: static pieces alternate with field references."""
+
+    def __init__(self, rendered: str, markers: Mapping[str, str], html: bool) -> None:
+        pattern = re.compile("|".join(re.escape(m) for m in markers.values()))
+        by_marker = {marker: field for field, marker in markers.items()}
+        self.html = html
+        self.pieces: list[bytes | str] = []
+        position = 0
+        for match in pattern.finditer(rendered):
+            self.pieces.append(_qp(rendered[position : match.start()]) + _SOFT_BREAK)
+            self.pieces.append(by_marker[match.group()])
+            position = match.end()
+        self.pieces.append(_qp(rendered[position:]))
+
+    def fill(self, values: Mapping[str, bytes]) -> bytes:
+        return b"".join(
+            piece if isinstance(piece, bytes) else values[piece] for piece in self.pieces
+        )
+
+
+def _field_values(recipient: Recipient, *, html: bool) -> dict[str, bytes]:
+    values = {}
+    for field in FIELDS:
+        value: str = getattr(recipient, field)
+        values[field] = _qp(str(escape(value)) if html else value) + _SOFT_BREAK
+    return values
+
+
+class MessageBuilder:
+    """Everything about one message kind for one post that does not depend on the reader."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        env: jinja2.Environment,
+        template: str,
+        context: Mapping[str, Any],
+        *,
+        list_headers: bool = True,
+        splice: bool = True,
+    ) -> None:
+        self._settings = settings
+        self._list_headers = list_headers
+        self._splice = splice
+        self._subject_cache: tuple[str, bytes] | None = None
+        self._template = template
+        self._context = dict(context)
+        self._subject_t = env.get_template(f"{template}.subject.txt")
+        self._text_t = env.get_template(f"{template}.txt")
+        self._html_t = env.get_template(f"{template}.html")
+        self._boundary = "=_subscribe_" + secrets.token_hex(12)  # '=_' never occurs in QP
+        self._from = encode_header("From", settings.mail_from)
+        self._variants: dict[bool, tuple[str, _Part, _Part] | None] = {}
+        self._date_second = -1
+        self._date = b""
+        list_id = encode_header("List-Id", settings.list_id) if list_headers else b""
+        self._common_headers = (
+            list_id
+            + b"MIME-Version: 1.0\r\n"
+            + f'Content-Type: multipart/alternative; boundary="{self._boundary}"\r\n'.encode()
+        )
+        self._text_head = (
+            f"--{self._boundary}\r\n"
+            'Content-Type: text/plain; charset="utf-8"\r\n'
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        ).encode()
+        self._html_head = (
+            f"\r\n--{self._boundary}\r\n"
+            'Content-Type: text/html; charset="utf-8"\r\n'
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        ).encode()
+        self._tail = f"\r\n--{self._boundary}--\r\n".encode()
+
+    # -- rendering -----------------------------------------------------------------------
+
+    def render(self, recipient: Recipient) -> RenderedParts:
+        """A plain full render for one reader (previews, the compile-time check)."""
+        context = {
+            **self._context,
+            "subscriber": {"name": recipient.name, "email": recipient.email},
+            "unsubscribe_url": recipient.unsubscribe_url,
+        }
+        html = css_inline.inline(self._html_t.render(context))
+        return RenderedParts(
+            subject=one_line(self._subject_t.render(context)),
+            text=self._text_t.render(context),
+            html=html,
+        )
+
+    def _compile(self, has_name: bool) -> tuple[str, _Part, _Part] | None:
+        tag = secrets.token_hex(4)
+        markers = {field: f"zq{tag}{field.replace('_', '')}zq" for field in FIELDS}
+        sample = Recipient(
+            email=markers["email"],
+            name=markers["name"] if has_name else "",
+            unsubscribe_url=markers["unsubscribe_url"],
+            message_id="",
+        )
+        parts = self.render(sample)
+        if any(marker in parts.subject for marker in markers.values()):
+            return None  # a per-reader subject: render each message in full
+        text, html = _Part(parts.text, markers, False), _Part(parts.html, markers, True)
+        probe = Recipient(
+            email="probe.reader@example.org",
+            name="Probe <&> Reader" if has_name else "",
+            unsubscribe_url="https://example.org/unsubscribe/probe-token?x=1&y=2",
+            message_id="",
+        )
+        expected = self.render(probe)
+        if binascii.a2b_qp(text.fill(_field_values(probe, html=False))) != _crlf(
+            expected.text
+        ) or binascii.a2b_qp(html.fill(_field_values(probe, html=True))) != _crlf(expected.html):
+            return None
+        return parts.subject, text, html
+
+    def _variant(self, has_name: bool) -> tuple[str, _Part, _Part] | None:
+        if not self._splice:
+            return None
+        if has_name not in self._variants:
+            self._variants[has_name] = self._compile(has_name)
+        return self._variants[has_name]
+
+    def _spliced_body(self, compiled: tuple[str, _Part, _Part], recipient: Recipient) -> bytes:
+        _, text, html = compiled
+        return (
+            self._text_head
+            + text.fill(_field_values(recipient, html=False))
+            + self._html_head
+            + html.fill(_field_values(recipient, html=True))
+        )
+
+    def _full_body(self, recipient: Recipient) -> bytes:
+        parts = self.render(recipient)
+        return self._text_head + _qp(parts.text) + self._html_head + _qp(parts.html)
+
+    # -- per recipient -------------------------------------------------------------------
+
+    def _date_header(self) -> bytes:
+        now = int(time.time())
+        if now != self._date_second:
+            self._date_second = now
+            self._date = f"Date: {formatdate(now, usegmt=True)}\r\n".encode()
+        return self._date
+
+    def build(self, recipient: Recipient) -> bytes:
+        """The whole message, CRLF line endings, not yet dot-stuffed for SMTP."""
+        compiled = self._variant(bool(recipient.name))
+        if compiled is None:
+            subject = self.render(recipient).subject
+            body = self._full_body(recipient)
+        else:
+            subject = compiled[0]
+            body = self._spliced_body(compiled, recipient)
+        headers = (
+            self._from
+            + address_header("To", recipient.name, recipient.email)
+            + self._subject_header(subject)
+            + self._date_header()
+            + f"Message-ID: {recipient.message_id}\r\n".encode()
+            + self._unsubscribe_headers(recipient.unsubscribe_url)
+            + self._common_headers
+        )
+        return headers + b"\r\n" + body + self._tail
+
+    def _unsubscribe_headers(self, url: str) -> bytes:
+        # Written by hand: the email package would RFC 2047-encode a long value, and mail
+        # providers do not read an encoded-word as a URL (one-click would silently break).
+        if not self._list_headers:
+            return b""
+        value = f"<{url}>"
+        if self._settings.unsubscribe_mailto:
+            value += f", <mailto:{self._settings.unsubscribe_mailto}?subject=unsubscribe>"
+        return (
+            f"List-Unsubscribe: {value}\r\n".encode()
+            + b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+        )
+
+    def _subject_header(self, subject: str) -> bytes:
+        cached = self._subject_cache
+        if cached and cached[0] == subject:
+            return cached[1]
+        encoded = encode_header("Subject", subject)
+        self._subject_cache = (subject, encoded)
+        return encoded
+
+
+def message_id(settings: Settings, *, post_key: str, subscriber_id: int) -> str:
+    """The same for the same post and reader, so a rare re-send is recognisable as one."""
+    digest = hashlib.blake2s(f"{post_key}\0{subscriber_id}".encode(), digest_size=6).hexdigest()
+    return f"<{subscriber_id}.{digest}@{settings.mail_domain}>"
+
+
+def smtp_data(message: bytes) -> bytes:
+    """Dot-stuff a CRLF message for DATA and add the terminator (bytes.replace is C-fast)."""
+    stuffed = message.replace(b"\r\n.", b"\r\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    return stuffed + b".\r\n"
+
+
+BuilderFactory = Callable[[str, Mapping[str, Any]], MessageBuilder]
