@@ -73,7 +73,9 @@ def smtp_server() -> Iterator[SMTPServer]:
     server.stop()
 
 
-def make_settings(database_url: str, smtp: SMTPServer | None = None, **overrides: object) -> Settings:
+def make_settings(
+    database_url: str, smtp: SMTPServer | None = None, **overrides: object
+) -> Settings:
     values: dict[str, object] = {
         "database_url": database_url,
         "secret_key": secrets.token_urlsafe(16),

@@ -14,8 +14,8 @@ How a message is read:
    4.x.x status is soft; ``failed`` with a 5.x.x status is hard. A vague ``X.0.0`` status is
    refined by a more specific code of the same class in the diagnostic.
 3. Without a DSN part the message must first look like a bounce (a mail-system sender such as
-   MAILER-DAEMON, an ``X-Failed-Recipients`` header, a bounce subject or a well-known bounce
-   phrase) and must not be an auto-reply. The human-readable text, cut where the copy of the
+   MAILER-DAEMON, an ``X-Failed-Recipients`` header, a well-known bounce phrase, or a bounce
+   subject with a null return path) and must not be an auto-reply. The human-readable text, cut where the copy of the
    original message begins, is then searched for addresses; the text following each address
    is searched for evidence: an enhanced status code, else a 3-digit SMTP reply code, else a
    phrase ("user unknown" is hard, "mailbox full" is soft). Delay warnings are always soft.
@@ -331,11 +331,15 @@ def _find_status(text: str, *, classes: str = "45") -> str:
 
 
 def _looks_like_bounce(msg: Message, text: str) -> bool:
+    """A mail-system sender or wording; a bounce subject alone needs a null return path too."""
     return (
         _from_mail_system(msg)
         or bool(_header(msg, "X-Failed-Recipients"))
-        or bool(_BOUNCE_SUBJECT.search(_header(msg, "Subject")))
         or bool(_BOUNCE_BODY.search(text))
+        or (
+            bool(_BOUNCE_SUBJECT.search(_header(msg, "Subject")))
+            and _header(msg, "Return-Path").replace(" ", "") == "<>"
+        )
     )
 
 

@@ -13,9 +13,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-import click
 import typer
 import typer.core
 from rich.console import Console
@@ -39,12 +38,15 @@ err = Console(stderr=True)
 class _Group(typer.core.TyperGroup):
     """Turns a ``SubscribeError`` into one line on stderr and exit code 1, for every command."""
 
-    def invoke(self, ctx: click.Context) -> object:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except SubscribeError as exc:
             err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
             ctx.exit(1)
+        finally:
+            while _open_engines:
+                _open_engines.pop().dispose()
 
 
 app = typer.Typer(
@@ -66,8 +68,18 @@ def _settings() -> Settings:
     return load_settings()
 
 
-def _engine(settings: Settings) -> Engine:
-    return store.open_store(settings.database_url)
+# Engines opened by the running command; disposed when it ends, so pooled connections close
+# with the command and not whenever the garbage collector runs.
+_open_engines: list[Engine] = []
+
+
+def _engine(settings: Settings, *, auto_upgrade: bool = True) -> Engine:
+    if auto_upgrade:
+        engine = store.open_store(settings.database_url)
+    else:
+        engine = store.make_engine(settings.database_url)
+    _open_engines.append(engine)
+    return engine
 
 
 @contextmanager
@@ -531,8 +543,7 @@ def db_upgrade() -> None:
 
     Example: subscribe db upgrade
     """
-    settings = _settings()
-    engine = store.make_engine(settings.database_url)
+    engine = _engine(_settings(), auto_upgrade=False)
     store.upgrade(engine)
     current, _ = store.current_revision(engine)
     typer.echo(f"database schema at revision {current}")

@@ -162,8 +162,12 @@ def insert_subscribers(connection: Connection, *, rows: Sequence[dict[str, Any]]
     """Bulk insert (SQLAlchemy Core executemany); existing addresses are left alone."""
     if not rows:
         return 0
-    result = connection.execute(insert_ignoring_duplicates(connection, subscriber_table), rows)
-    return max(result.rowcount, 0)
+    # RETURNING counts the rows really inserted: executemany's rowcount is not reliable
+    # once SQLAlchemy batches the rows into multi-VALUES statements.
+    statement = insert_ignoring_duplicates(connection, subscriber_table).returning(
+        subscriber_table.c.id
+    )
+    return len(connection.execute(statement, rows).all())
 
 
 def is_suppressed(session: Session, *, address_hash: str) -> bool:
