@@ -125,7 +125,10 @@ def enqueue(connection: Connection, *, post_id: int, now: datetime) -> int:
         when,
     ).where(S.status == SubscriberStatus.CONFIRMED.value)
     statement = insert_ignoring_duplicates(connection, delivery_table).from_select(columns, source)
-    return max(connection.execute(statement).rowcount, 0)
+    connection.execute(statement)
+    # rowcount is not reported for INSERT ... SELECT by every driver: count what is there.
+    count = sa.select(sa.func.count()).where(D.post_id == post_id)
+    return int(connection.execute(count).scalar_one())
 
 
 def claim(

@@ -1,0 +1,60 @@
+"""Read what a visitor posted: an HTML form (urlencoded or multipart) or a JSON object.
+
+Sites that post with ``fetch`` send JSON or form data and ask for JSON back
+(``Accept: application/json``); browsers post forms and get pages. Bodies are small: the
+length is checked before anything is read, so a huge POST costs us nothing.
+"""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import HTTPException, Request
+
+MAX_BODY_BYTES = 16 * 1024
+MAX_FIELDS = 20
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "") or (
+        content_type(request) == "application/json"
+    )
+
+
+def _check_length(request: Request) -> int:
+    length = request.headers.get("content-length")
+    if length is None:
+        if "transfer-encoding" in request.headers:
+            # A chunked body has no length to check up front; browsers never send one.
+            raise HTTPException(411, "Please send the form with a Content-Length.")
+        return 0
+    if not length.isdigit():
+        raise HTTPException(400, "The Content-Length header is not a number.")
+    if int(length) > MAX_BODY_BYTES:
+        raise HTTPException(413, "That is too much data for a subscription form.")
+    return int(length)
+
+
+async def read_fields(request: Request) -> dict[str, str]:
+    """The posted text fields (last value wins); files and non-text JSON values are ignored."""
+    length = _check_length(request)
+    kind = content_type(request)
+    if kind == "application/json":
+        try:
+            data = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            raise HTTPException(400, "The request body is not valid JSON.") from None
+        if not isinstance(data, dict):
+            raise HTTPException(400, 'Send a JSON object, e.g. {"email": "you@example.org"}.')
+        return {str(k): v for k, v in data.items() if isinstance(v, str)}
+    if kind in FORM_TYPES:
+        async with request.form(max_files=0, max_fields=MAX_FIELDS) as form:
+            return {k: v for k, v in form.items() if isinstance(v, str)}
+    if length == 0:
+        return {}
+    raise HTTPException(415, "Send the form as a web form or as JSON.")

@@ -1,0 +1,153 @@
+"""The public side of signing up: the form, the embeddable snippet and ``POST /subscribe``.
+
+``POST /subscribe`` answers with the same page, status and bytes (the address aside)
+whether the address is new, pending, confirmed or unsubscribed: the confirmation email
+goes out in the background after the response, and only when the use case says one is due.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, BackgroundTasks, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import subscribers
+from ..addresses import normalize
+from ..errors import InvalidAddress, RateLimited, SubscribeError
+from ..subscribers import Consent, SignupOutcome
+from . import outbox
+from .clientip import limit_key
+from .context import Ctx, WebContext, now
+from .forms import read_fields, wants_json
+from .handlers import domain_error_response, http_error_response
+
+logger = logging.getLogger(__name__)
+router = APIRouter()
+
+# The honeypot: a text field people never see (moved off-screen, out of the tab order)
+# and form-filling bots rarely leave empty. Named like a field a bot expects to fill.
+HONEYPOT_FIELD = "website"
+
+
+def checked_rate(context: WebContext, request: Request) -> str:
+    """The client's address, once it has passed the per-client limit (else ``RateLimited``)."""
+    client_ip = context.client_ip(request)
+    if not context.signup_limiter.hit(limit_key(client_ip), now=now()):
+        raise RateLimited(
+            "Too many requests from your network. Please wait a minute and try again."
+        )
+    return client_ip
+
+
+def _consent(request: Request, fields: dict[str, str], client_ip: str) -> Consent:
+    # An explicit source (our resubscribe form, a site's own field) names the page best;
+    # otherwise the page the form was on, as the browser reports it.
+    source = fields.get("source", "").strip() or request.headers.get("referer", "") or "web"
+    return Consent(source=source, ip=client_ip, user_agent=request.headers.get("user-agent", ""))
+
+
+def _sign_up(
+    context: WebContext, request: Request, fields: dict[str, str]
+) -> tuple[str, SignupOutcome | None]:
+    """Runs in the threadpool: the limit, the address check, then the use case.
+
+    Returns the address to show (normalised from what was typed, never read back from the
+    database, where its case may differ) and the outcome (None for a bot).
+    """
+    client_ip = checked_rate(context, request)
+    email = fields.get("email", "")
+    shown = normalize(email).display  # an invalid address answers the same, bot or not
+    if fields.get(HONEYPOT_FIELD, "").strip():
+        logger.info("honeypot filled: signup from %s ignored", client_ip)
+        return shown, None
+    with context.write_session() as session:
+        outcome = subscribers.request_subscription(
+            session,
+            context.settings,
+            email=email,
+            name=fields.get("name", ""),
+            consent=_consent(request, fields, client_ip),
+            now=now(),
+        )
+    return shown, outcome
+
+
+def _check_inbox(context: WebContext, request: Request, email: str) -> Response:
+    message = (
+        f"Check your inbox: unless it is already subscribed, {email} will get an email "
+        "with a link to confirm within a few minutes."
+    )
+    if wants_json(request):
+        return JSONResponse({"ok": True, "message": message})
+    return context.pages.render("check_inbox", email=email)
+
+
+def _invalid(
+    context: WebContext, request: Request, fields: dict[str, str], exc: InvalidAddress
+) -> Response:
+    if wants_json(request):
+        return JSONResponse({"ok": False, "message": str(exc)}, 422)
+    # The form again, with what was typed (autoescaped) and what is wrong with it.
+    return context.pages.render(
+        "subscribe",
+        status=422,
+        error=str(exc),
+        email=fields.get("email", ""),
+        name=fields.get("name", ""),
+    )
+
+
+def cors_headers(context: WebContext, request: Request) -> dict[str, str]:
+    """Let the blog's own pages read our answer to a ``fetch``; nobody else's."""
+    origin = request.headers.get("origin", "")
+    headers = {"Vary": "Origin"}
+    if context.site_origin and origin.lower() == context.site_origin:
+        headers["Access-Control-Allow-Origin"] = origin
+    return headers
+
+
+@router.get("/")
+def subscribe_page(context: Ctx) -> Response:
+    return context.pages.render("subscribe", error="", email="", name="")
+
+
+@router.get("/embed")
+def embed_snippet(context: Ctx) -> Response:
+    """The form a blog pastes into its sidebar, as an HTML fragment."""
+    return context.pages.render("embed")
+
+
+@router.options("/subscribe")
+def subscribe_preflight(request: Request, context: Ctx) -> Response:
+    headers = cors_headers(context, request)
+    if "Access-Control-Allow-Origin" not in headers:
+        return Response("Cross-origin requests are only accepted from the blog.", 403, headers)
+    headers |= {
+        "Access-Control-Allow-Methods": "POST",
+        "Access-Control-Allow-Headers": "Content-Type, Accept",
+        "Access-Control-Max-Age": "600",
+    }
+    return Response(status_code=204, headers=headers)
+
+
+@router.post("/subscribe")
+async def subscribe(request: Request, background: BackgroundTasks, context: Ctx) -> Response:
+    fields: dict[str, str] = {}
+    try:
+        fields = await read_fields(request)
+        shown, outcome = await run_in_threadpool(_sign_up, context, request, fields)
+        if outcome is not None and outcome.confirmation_due:
+            background.add_task(outbox.send_confirmation, context, outcome.subscriber)
+        response = _check_inbox(context, request, shown)
+    except InvalidAddress as exc:
+        response = _invalid(context, request, fields, exc)
+    except SubscribeError as exc:
+        response = domain_error_response(request, exc)
+    except StarletteHTTPException as exc:
+        response = http_error_response(request, exc)
+    # Errors too: a fetch from the blog must be able to read why it failed.
+    response.headers.update(cors_headers(context, request))
+    return response
