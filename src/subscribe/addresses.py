@@ -15,6 +15,7 @@ from .errors import InvalidAddress
 
 # RFC 5321 4.5.3.1.3: a path is at most 256 octets including the angle brackets.
 MAX_ADDRESS_LENGTH = 254
+MAX_LOCAL_PART_LENGTH = 64  # RFC 5321 4.5.3.1.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,8 @@ def normalize(raw: str) -> Address:
     except EmailNotValidError as exc:
         raise InvalidAddress(f"That is not a valid email address: {exc}") from None
     local = text.rsplit("@", 1)[0]
+    if len(local.encode()) > MAX_LOCAL_PART_LENGTH:
+        raise InvalidAddress("That email address is too long before the @.")
     domain = info.domain.lower()
     ascii_domain = info.ascii_domain.lower()
     display = f"{local}@{domain}"

@@ -1,0 +1,149 @@
+"""Addresses, tokens, settings and sources: the small pieces, on their own."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from itsdangerous import URLSafeSerializer
+
+from subscribe.addresses import normalize, to_ascii
+from subscribe.config import load_settings
+from subscribe.errors import ConfigError, InvalidAddress, SourceError, TokenExpired, TokenInvalid
+from subscribe.sources import from_flags, from_markdown, read_feed
+from subscribe.tokens import Tokens
+
+
+@pytest.mark.parametrize(
+    ("raw", "display", "key"),
+    [
+        ("  Alice@Example.ORG ", "Alice@example.org", "alice@example.org"),
+        ("bob@BÜCHER.de", "bob@bücher.de", "bob@xn--bcher-kva.de"),
+        (
+            "first.last+tag@sub.example.co.uk",
+            "first.last+tag@sub.example.co.uk",
+            "first.last+tag@sub.example.co.uk",
+        ),
+    ],
+)
+def test_addresses_normalise(raw: str, display: str, key: str) -> None:
+    address = normalize(raw)
+    assert (address.display, address.key) == (display, key)
+    assert to_ascii(address.display) == address.ascii
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "   ",
+        "plain",
+        "a@b",
+        "a@@example.org",
+        "x@example..org",
+        "a" * 65 + "@example.org",
+        "u@" + ("d" * 60 + ".") * 5 + "org",
+        "ünï@example.org",
+        "a b@example.org",
+    ],
+)
+def test_addresses_refused(raw: str) -> None:
+    with pytest.raises(InvalidAddress):
+        normalize(raw)
+
+
+def test_tokens_per_purpose_expiry_and_rotation() -> None:
+    tokens = Tokens(["old-key", "new-key"], confirm_max_age=1)
+    confirm = tokens.confirm_token(7, "a@example.org")
+    unsubscribe = tokens.unsubscribe_token(7, "a@example.org")
+    assert tokens.read_confirm(confirm).subscriber_id == 7
+    assert tokens.read_unsubscribe(unsubscribe).subscriber_id == 7
+    with pytest.raises(TokenInvalid):
+        tokens.read_unsubscribe(confirm)  # signed for another purpose
+    with pytest.raises(TokenInvalid):
+        tokens.read_confirm(unsubscribe)
+    with pytest.raises(TokenInvalid):
+        tokens.read_unsubscribe(
+            unsubscribe[:-2] + ("A" if unsubscribe[-2] != "A" else "B") + unsubscribe[-1]
+        )
+    # Rotation: tokens signed with the old key still verify once a newer key is added.
+    old_only = Tokens(["old-key"], confirm_max_age=10)
+    assert (
+        tokens.read_unsubscribe(old_only.unsubscribe_token(3, "b@example.org")).subscriber_id == 3
+    )
+    # ...and a token from a key that was dropped does not.
+    with pytest.raises(TokenInvalid):
+        Tokens(["new-key"], confirm_max_age=10).read_unsubscribe(old_only.unsubscribe_token(3, "b"))
+    time.sleep(2.1)
+    with pytest.raises(TokenExpired) as expired:
+        tokens.read_confirm(confirm)
+    assert expired.value.subscriber_id == 7
+    assert tokens.read_unsubscribe(unsubscribe).subscriber_id == 7  # never expires
+
+
+def test_token_payload_is_small_and_holds_no_address() -> None:
+    token = Tokens(["k"], confirm_max_age=10).unsubscribe_token(123456, "someone@example.org")
+    assert "someone" not in URLSafeSerializer("k", salt="unsubscribe").loads(token).__repr__()
+    assert len(token) < 60
+
+
+def test_settings_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUBSCRIBE_SEND_RATE", "-3")
+    with pytest.raises(ConfigError, match=r"^SUBSCRIBE_SEND_RATE: "):
+        load_settings()
+    with pytest.raises(ConfigError, match="SUBSCRIBE_SECRET_KEY is not set"):
+        load_settings(send_rate=0).secret_keys()
+    assert load_settings(send_rate=0, secret_key="a, b").secret_keys() == ["a", "b"]
+
+
+def test_flags_source() -> None:
+    spec = from_flags(title="  Hello\nworld ", url="https://e.org/x")
+    assert (spec.key, spec.title) == ("https://e.org/x", "Hello world")
+    with pytest.raises(SourceError):
+        from_flags(title="", url="https://e.org/")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("no front matter", "no front matter"),
+        ("---\ntitle: [unclosed\n---\n", "not valid YAML"),
+        ("---\nurl: https://e.org/\n---\nbody", "needs a title"),
+        ("---\ntitle: T\n---\nbody", "url must be an http"),
+        ("---\ntitle: T\nurl: https://e.org/\ndate: yesterday\n---\n", "not an ISO date"),
+    ],
+)
+def test_markdown_source_errors(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "p.md"
+    path.write_text(content)
+    with pytest.raises(SourceError, match=message):
+        from_markdown(path)
+
+
+def test_markdown_source(tmp_path: Path) -> None:
+    path = tmp_path / "p.md"
+    path.write_text(
+        textwrap.dedent("""\
+        ---
+        title: A post
+        url: https://e.org/a
+        date: 2026-11-20T10:00:00+01:00
+        ---
+        Para with <b>raw html</b> and a [link](https://e.org/l).
+        """)
+    )
+    spec = from_markdown(path)
+    assert spec.published_at is not None and spec.published_at.utcoffset() is not None
+    assert "&lt;b&gt;raw html&lt;/b&gt;" in spec.body_html
+    assert spec.summary.startswith("Para with <b>raw html</b>")  # text, for the text part
+
+
+def test_feed_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<html><body>not a feed")
+    with pytest.raises(SourceError, match="not an RSS or Atom feed"):
+        read_feed(str(bad))
+    with pytest.raises(SourceError, match="cannot fetch"):
+        read_feed("http://127.0.0.1:9/feed.xml")
