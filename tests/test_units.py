@@ -147,3 +147,29 @@ def test_feed_errors(tmp_path: Path) -> None:
         read_feed(str(bad))
     with pytest.raises(SourceError, match="cannot fetch"):
         read_feed("http://127.0.0.1:9/feed.xml")
+
+
+def test_env_example_documents_every_setting() -> None:
+    from subscribe.config import Settings
+
+    documented = (Path(__file__).parent.parent / ".env.example").read_text()
+    for name in Settings.model_fields:
+        assert f"SUBSCRIBE_{name.upper()}=" in documented, name
+
+
+def test_every_command_has_help_with_an_example_and_a_readme_entry() -> None:
+    from typer.main import get_command
+
+    from subscribe.cli import app
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    group = get_command(app)
+    names = []
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        if hasattr(command, "commands"):
+            names += [(f"{name} {sub}", c) for sub, c in command.commands.items()]
+        else:
+            names.append((name, command))
+    for name, command in names:
+        assert command.help and "Example" in command.help, name
+        assert f"subscribe {name}" in readme, name

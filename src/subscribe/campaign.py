@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,6 +14,8 @@ from sqlmodel import Session
 
 from . import store
 from .config import Settings
+from .errors import DeliveryError, RelayUnavailable
+from .ledger import Owner
 from .notifier import Announcement, Notifier, ProgressCallback, RunReport, register_post
 from .sender import SenderFactory
 from .sources import Feed, PostSpec
@@ -58,6 +61,24 @@ def record_passed_over(session: Session, plan: FeedPlan, *, now: datetime) -> No
     session.commit()
 
 
+@contextmanager
+def _stop_signals(on_stop: Callable[[], None]) -> Iterator[None]:
+    """SIGINT/SIGTERM ask for a clean stop: messages in flight finish, the rest go back."""
+    loop = asyncio.get_running_loop()
+    handled = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, on_stop)
+            handled.append(signum)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread (tests): the default handling stays
+    try:
+        yield
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+
+
 def send_due(
     engine: Engine,
     settings: Settings,
@@ -65,28 +86,70 @@ def send_due(
     sender_factory: SenderFactory,
     tokens: Tokens,
     on_progress: ProgressCallback | None = None,
-    on_start: Callable[[Notifier], None] | None = None,
 ) -> RunReport:
-    """One sending pass, stopping cleanly on SIGINT/SIGTERM (messages in flight finish)."""
+    """One sending pass over what is due now."""
     notifier = Notifier(
         engine, settings, sender_factory=sender_factory, tokens=tokens, on_progress=on_progress
     )
-    if on_start is not None:
-        on_start(notifier)
 
     async def run() -> RunReport:
-        loop = asyncio.get_running_loop()
-        handled = []
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(signum, notifier.request_stop)
-                handled.append(signum)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass  # not the main thread (tests): the default handling stays
-        try:
+        with _stop_signals(notifier.request_stop):
             return await notifier.run()
-        finally:
-            for signum in handled:
-                loop.remove_signal_handler(signum)
 
     return asyncio.run(run())
+
+
+def run_worker(
+    engine: Engine,
+    settings: Settings,
+    *,
+    sender_factory: SenderFactory,
+    tokens: Tokens,
+    until_idle: bool,
+    on_report: Callable[[RunReport], None],
+    on_relay_error: Callable[[DeliveryError], None],
+    poll_seconds: float = 5.0,
+) -> None:
+    """Pass after pass until stopped (or, with ``until_idle``, until a pass finds nothing).
+
+    Several workers, on one machine or many, share the queue safely: claims never overlap.
+    An unreachable relay pauses a long-running worker instead of ending it.
+    """
+    owner = Owner.this_process()
+
+    async def run() -> None:
+        stopped = asyncio.Event()
+        current: list[Notifier] = []
+
+        def stop() -> None:
+            stopped.set()
+            for notifier in current:
+                notifier.request_stop()
+
+        with _stop_signals(stop):
+            while not stopped.is_set():
+                notifier = Notifier(
+                    engine, settings, sender_factory=sender_factory, tokens=tokens, owner=owner
+                )
+                current[:] = [notifier]
+                try:
+                    report = await notifier.run()
+                except RelayUnavailable as exc:
+                    if until_idle:
+                        raise
+                    on_relay_error(exc)
+                    await _sleep_unless(stopped, settings.relay_down_timeout)
+                    continue
+                if report.processed or report.stopped:
+                    on_report(report)
+                if report.stopped == "daily limit reached" or (until_idle and not report.processed):
+                    return
+                if not report.processed:
+                    await _sleep_unless(stopped, poll_seconds)
+
+    asyncio.run(run())
+
+
+async def _sleep_unless(stopped: asyncio.Event, seconds: float) -> None:
+    with suppress(TimeoutError):
+        await asyncio.wait_for(stopped.wait(), timeout=seconds)

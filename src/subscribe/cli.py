@@ -478,6 +478,36 @@ def resume() -> None:
 
 
 @app.command()
+def worker(
+    until_idle: Annotated[
+        bool, typer.Option("--until-idle", help="Exit once nothing is due instead of waiting.")
+    ] = False,
+) -> None:
+    """Keep sending due deliveries; run one or more per machine against a shared database.
+
+    Workers share the queue safely (SQLite: BEGIN IMMEDIATE claims; PostgreSQL: FOR UPDATE
+    SKIP LOCKED), so each message goes out once however many run. SIGTERM stops cleanly.
+
+    Example: SUBSCRIBE_DATABASE_URL=postgresql+psycopg://... subscribe worker
+    """
+    settings = _settings()
+    try:
+        campaign.run_worker(
+            _engine(settings),
+            settings,
+            sender_factory=_sender_factory(settings),
+            tokens=tokens_for(settings),
+            until_idle=until_idle,
+            on_report=_print_report,
+            on_relay_error=lambda exc: err.print(
+                f"relay unavailable, retrying later: {exc}", markup=False, highlight=False
+            ),
+        )
+    except DeliveryError as exc:
+        raise SubscribeError(str(exc)) from None
+
+
+@app.command()
 def status(
     post: Annotated[
         str | None, typer.Argument(help="A post's URL or key (default: all posts).")

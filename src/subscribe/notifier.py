@@ -125,6 +125,10 @@ class RunReport:
     stopped: str = ""  # why the run ended early, '' when it finished what was due
 
     @property
+    def processed(self) -> int:
+        return self.sent + self.skipped + self.deferred + self.failed + self.ambiguous
+
+    @property
     def rate(self) -> float:
         return self.sent / self.elapsed if self.elapsed > 0 else 0.0
 

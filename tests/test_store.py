@@ -1,0 +1,78 @@
+"""The store: migrations from an empty file, SQLite pragmas, the demo on embedded defaults."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from clihelp import run
+
+from subscribe import store
+
+
+def test_every_command_migrates_a_fresh_sqlite_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "fresh.db"
+    monkeypatch.setenv("SUBSCRIBE_DATABASE_URL", f"sqlite:///{db}")
+    result = run("stats")
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(db) as connection:
+        tables = {row[0] for row in connection.execute("select name from sqlite_master")}
+        revision = connection.execute("select version_num from alembic_version").fetchone()
+        journal = connection.execute("pragma journal_mode").fetchone()[0]
+    assert {"subscriber", "post", "delivery", "feedentry", "suppression"} <= tables
+    assert revision == ("0001",)
+    assert journal == "wal"
+
+
+def test_db_upgrade_command(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUBSCRIBE_DATABASE_URL", database_url)
+    result = run("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    assert "revision 0001" in result.stdout
+    engine = store.make_engine(database_url)
+    try:
+        assert store.current_revision(engine) == ("0001", "0001")
+        assert "delivery" in sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_connections_wait_for_locks(sqlite_url: str) -> None:
+    engine = store.open_store(sqlite_url)
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("pragma busy_timeout").scalar() == 30000
+            assert connection.exec_driver_sql("pragma foreign_keys").scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_unreadable_database_is_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SUBSCRIBE_DATABASE_URL", f"sqlite:///{tmp_path}/missing/dir/x.db")
+    result = run("stats")
+    assert result.exit_code == 1
+    assert "cannot open the database" in result.stderr
+
+
+def test_demo_runs_on_embedded_defaults(tmp_path: Path) -> None:
+    """The README's first command, as a newcomer runs it: a fresh process, no settings."""
+    result = subprocess.run(
+        [sys.executable, "-c", "from subscribe.cli import main; main()", "demo"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "sent 3, skipped 0, deferred 0, failed 0" in result.stdout
+    assert "7 messages in the dev mailbox" in result.stdout
+    assert "List-Unsubscribe: <http://127.0.0.1:8000/unsubscribe/" in result.stdout
