@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mailserver import RecordingHandler, SMTPServer
+from pgserver import PostgresServer, postgres_available, start_postgres
 from sqlalchemy.engine import Engine
 
-from pgserver import PostgresServer, postgres_available, start_postgres
-from mailserver import RecordingHandler, SMTPServer
 from subscribe import store
 from subscribe.config import Settings, load_settings
 from subscribe.tokens import Tokens, tokens_for

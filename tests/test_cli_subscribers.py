@@ -9,11 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from clihelp import run, settings_env
+from mailserver import SMTPServer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
-from clihelp import run, settings_env
-from mailserver import SMTPServer
 from subscribe import store, subscribers
 from subscribe.config import Settings
 from subscribe.models import Subscriber, SubscriberStatus, utcnow

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from clihelp import run, settings_env
+from mailserver import SMTPServer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from clihelp import run, settings_env
-from mailserver import SMTPServer
 from subscribe import campaign, ledger, subscribers
 from subscribe.config import Settings
 from subscribe.models import utcnow

@@ -212,7 +212,7 @@ class MessageBuilder:
         text, html = _Part(parts.text, markers, False), _Part(parts.html, markers, True)
         probe = Recipient(
             email="probe.reader@example.org",
-            name="Probe <&> \"O'Reader\"" if has_name else "",
+            name='Probe <&> "O\'Reader"' if has_name else "",
             unsubscribe_url="https://example.org/unsubscribe/probe-token?x=1&y=2",
             message_id="",
         )

@@ -1,8 +1,8 @@
 """Read what a visitor posted: an HTML form (urlencoded or multipart) or a JSON object.
 
 Sites that post with ``fetch`` send JSON or form data and ask for JSON back
-(``Accept: application/json``); browsers post forms and get pages. Bodies are small: the
-length is checked before anything is read, so a huge POST costs us nothing.
+(``Accept: application/json``); browsers post forms and get pages. Bodies are small:
+``create_app`` caps their size (``MAX_BODY_BYTES``), chunked or not, before we read them.
 """
 
 from __future__ import annotations
@@ -26,23 +26,8 @@ def wants_json(request: Request) -> bool:
     )
 
 
-def _check_length(request: Request) -> int:
-    length = request.headers.get("content-length")
-    if length is None:
-        if "transfer-encoding" in request.headers:
-            # A chunked body has no length to check up front; browsers never send one.
-            raise HTTPException(411, "Please send the form with a Content-Length.")
-        return 0
-    if not length.isdigit():
-        raise HTTPException(400, "The Content-Length header is not a number.")
-    if int(length) > MAX_BODY_BYTES:
-        raise HTTPException(413, "That is too much data for a subscription form.")
-    return int(length)
-
-
 async def read_fields(request: Request) -> dict[str, str]:
     """The posted text fields (last value wins); files and non-text JSON values are ignored."""
-    length = _check_length(request)
     kind = content_type(request)
     if kind == "application/json":
         try:
@@ -55,6 +40,6 @@ async def read_fields(request: Request) -> dict[str, str]:
     if kind in FORM_TYPES:
         async with request.form(max_files=0, max_fields=MAX_FIELDS) as form:
             return {k: v for k, v in form.items() if isinstance(v, str)}
-    if length == 0:
+    if not await request.body():
         return {}
     raise HTTPException(415, "Send the form as a web form or as JSON.")

@@ -44,6 +44,14 @@ _HTTP_MESSAGES = {
     404: "There is no page at this address.",
     405: "This page cannot be used that way.",
 }
+# Page headings in plain words; other statuses use the standard phrase.
+_TITLES = {
+    404: "Page not found",
+    413: "Too much data",
+    422: "Please check the address",
+    429: "Too many requests",
+    500: "Something went wrong",
+}
 
 RETRY_AFTER_SECONDS = 60
 
@@ -57,6 +65,7 @@ def error_response(
     *,
     status: int,
     message: str,
+    title: str = "",
     offer_signup: bool = False,
     headers: dict[str, str] | None = None,
 ) -> Response:
@@ -66,7 +75,7 @@ def error_response(
         "error",
         status=status,
         headers=headers,
-        title=HTTPStatus(status).phrase,
+        title=title or _TITLES.get(status, HTTPStatus(status).phrase),
         message=message,
         offer_signup=offer_signup,
     )
@@ -83,7 +92,12 @@ def domain_error_response(request: Request, exc: SubscribeError) -> Response:
     # A broken or stale link: the way forward is to subscribe again from the form.
     offer_signup = isinstance(exc, TokenError)
     return error_response(
-        request, status=status, message=message, offer_signup=offer_signup, headers=headers
+        request,
+        status=status,
+        message=message,
+        title="This link does not work" if offer_signup else "",
+        offer_signup=offer_signup,
+        headers=headers,
     )
 
 

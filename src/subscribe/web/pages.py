@@ -27,15 +27,16 @@ class Pages:
             "dev_mailbox": dev_mailbox,
         }
 
-    def html(self, name: str, **context: Any) -> str:
-        return self._env.get_template(f"web/{name}.html").render({**self._common, **context})
+    def html(self, template: str, /, **context: Any) -> str:
+        return self._env.get_template(f"web/{template}.html").render({**self._common, **context})
 
     def render(
         self,
-        name: str,
+        template: str,
+        /,
         *,
         status: int = 200,
         headers: Mapping[str, str] | None = None,
         **context: Any,
     ) -> HTMLResponse:
-        return HTMLResponse(self.html(name, **context), status_code=status, headers=headers)
+        return HTMLResponse(self.html(template, **context), status_code=status, headers=headers)
