@@ -35,7 +35,6 @@ from .errors import (
     ConnectionDropped,
     PermanentDeliveryError,
     RelayUnavailable,
-    SubscribeError,
     TransientDeliveryError,
 )
 from .ledger import Claimed, Outcome, Owner
@@ -297,7 +296,14 @@ class Notifier:
         producer = asyncio.create_task(self._produce(queue, cutoff, budget))
         error: BaseException | None = None
         try:
-            results = await asyncio.gather(producer, *lanes, return_exceptions=True)
+            results = await asyncio.gather(*lanes, return_exceptions=True)
+            # Lanes end on the producer's end-of-work markers, or early on an error or a
+            # stop request; then the producer may wait on a full queue: empty it (those
+            # jobs stay held and are released below) so it can see the stop and finish.
+            self._stopping = True
+            while not queue.empty():
+                queue.get_nowait()
+            results += await asyncio.gather(producer, return_exceptions=True)
             error = next((r for r in results if isinstance(r, BaseException)), None)
         finally:
             self._stopping = True
@@ -360,7 +366,7 @@ class Notifier:
                     await queue.put(self._job(item))
         finally:
             for _ in range(self._connections):
-                await queue.put(None)
+                await queue.put(None)  # room is there: lanes drain it, or run() empties it
 
     async def _load_builders(self, post_ids: set[int]) -> None:
         missing = [pid for pid in post_ids if pid not in self._builders]
@@ -406,7 +412,10 @@ class Notifier:
                 job = await queue.get()
                 if job is None or self._stopping:
                     return
-                outcome = await self._deliver(sender, job)
+                try:
+                    outcome = await self._deliver(sender, job)
+                except _Stopped:
+                    return  # the job stays held and goes back to the queue untouched
                 await recorder.record(outcome)
                 del self._held[job.claimed.delivery_id]
                 self._count(outcome)
@@ -495,8 +504,8 @@ class Notifier:
             await asyncio.to_thread(ledger.renew_lease, self._engine, owner=self.owner, until=until)
 
 
-class _Stopped(SubscribeError):
-    pass
+class _Stopped(Exception):
+    """A lane gave up its job because the run is stopping (internal, never escapes)."""
 
 
 def _count_due(engine: Engine, cutoff: datetime) -> int:
