@@ -15,10 +15,11 @@ How a message is read:
    refined by a more specific code of the same class in the diagnostic.
 3. Without a DSN part the message must first look like a bounce (a mail-system sender such as
    MAILER-DAEMON, an ``X-Failed-Recipients`` header, a well-known bounce phrase, or a bounce
-   subject with a null return path) and must not be an auto-reply. The human-readable text, cut where the copy of the
-   original message begins, is then searched for addresses; the text following each address
-   is searched for evidence: an enhanced status code, else a 3-digit SMTP reply code, else a
-   phrase ("user unknown" is hard, "mailbox full" is soft). Delay warnings are always soft.
+   subject with a null return path) and must not be an auto-reply. The human-readable text,
+   cut where the copy of the original message begins, is searched for addresses, and the
+   text following each address for evidence: an enhanced status code, else a 3-digit SMTP
+   reply code, else a phrase ("user unknown" is hard, "mailbox full" is soft). Delay
+   warnings are always soft.
 4. Anything uncertain yields no recipient rather than a guess: a false hard bounce would
    unsubscribe a real reader. A message with no bounced recipient is not a bounce (``None``).
 
@@ -37,6 +38,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from email import message_from_bytes
+from email.errors import MessageError
 from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import HeaderParser
@@ -55,6 +57,8 @@ __all__ = [
 
 DIAGNOSTIC_MAX = 300
 _CONTEXT_MAX = 1000  # characters of text after an address searched for its evidence
+_CONTEXTS_MAX = 8  # occurrences of one address whose contexts are searched
+_LINE_BACK = 200  # characters looked back for the start of a line
 
 _DSN_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
 _ENCLOSED_MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
@@ -64,28 +68,29 @@ _MAIL_SYSTEM_LOCALS = frozenset(
     {"mailer-daemon", "mailer_daemon", "mailerdaemon", "mail-daemon", "postmaster"}
 )
 
+# Bounded, un-nested quantifiers and a lookbehind anchoring the start of a run keep the
+# search linear on hostile input; ``_address`` trims what this lets through.
 _ADDRESS = re.compile(
-    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+    r"(?<![A-Za-z0-9!#$%&'*+/=?^_`{|}~.-])[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}"
+    r"@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}(?![A-Za-z0-9-])"
 )
 # RFC 3463: class.subject.detail; subjects run 0-7. Not part of an IP address or a version.
 _ENHANCED_STATUS = re.compile(r"(?<![\d.])([245])\.([0-7])\.(\d{1,3})(?![\d.])")
-_ENHANCED_STATUS_45 = re.compile(r"(?<![\d.])([45])\.([0-7])\.(\d{1,3})(?![\d.])")
 # A 3-digit reply code where an SMTP reply would put it, not a count of something.
 _SMTP_CODE = re.compile(
     r"(?<![\w.:/-])([45]\d\d)(?=[-:]|\s|$)(?!\s*(?:bytes|characters|chars|octets|seconds|"
     r"minutes|hours|days|kb|mb)\b)",
     re.IGNORECASE | re.MULTILINE,
 )
-_MESSAGE_ID = re.compile(r"<[^<>\s]+>")
-_QUOTED_MESSAGE_ID = re.compile(r"^[ \t>]*Message-ID:[ \t]*(<[^<>\s]+>)", re.I | re.M)
+_MESSAGE_ID = re.compile(r"<[^<>\s]{1,250}>")
+_QUOTED_MESSAGE_ID = re.compile(r"^[ \t>]*Message-ID:[ \t]*(<[^<>\s]{1,250}>)", re.I | re.M)
 
 _HARD_PHRASES = re.compile(
     r"user unknown|unknown user|no such (?:user|recipient|mailbox|address)|"
     r"mailbox (?:unavailable|not found|does not exist)|does not exist|doesn'?t exist|"
     r"recipient not found|unknown recipient|invalid (?:recipient|mailbox|address)|"
-    r"address rejected|account (?:has been )?disabled|doesn'?t have an? [\w.-]+ account|"
+    r"recipient address rejected|account (?:has been )?disabled|"
+    r"doesn'?t have an? [\w.-]{1,100} account|"
     r"wasn'?t found at|couldn'?t be found|failed permanently|permanent (?:error|failure)",
     re.IGNORECASE,
 )
@@ -97,13 +102,13 @@ _SOFT_PHRASES = re.compile(
 _DELAY_NOTICE = re.compile(
     r"has not yet been delivered|not been delivered yet|delivery (?:has been|is) delayed|"
     r"will (?:continue to )?(?:re)?try|still being retried|delayed mail|"
-    r"warning: message \S+ delayed|delivery status notification \(delay\)",
+    r"warning: message \S{1,100} delayed|delivery status notification \(delay\)",
     re.IGNORECASE,
 )
 _BOUNCE_SUBJECT = re.compile(
     r"^\s*(?:undeliver|undelivered mail|mail delivery fail|delivery (?:status notification|"
     r"failure|failed|notification)|returned mail|failure notice|non[- ]?delivery|"
-    r"delivery has failed|mail system error|warning: message \S+ delayed|delayed mail)",
+    r"delivery has failed|mail system error|warning: message \S{1,100} delayed|delayed mail)",
     re.IGNORECASE,
 )
 _BOUNCE_BODY = re.compile(
@@ -111,7 +116,7 @@ _BOUNCE_BODY = re.compile(
     r"the following address\(es\) failed|delivery has failed to these recipients|"
     r"unable to deliver your message to the following address|"
     r"delivery to the following recipients? failed|this is the mail system at host|"
-    r"your message (?:to \S+ )?couldn'?t be delivered|i'?m afraid i wasn'?t able to deliver",
+    r"your message (?:to \S{1,254} )?couldn'?t be delivered|i'?m afraid i wasn'?t able to deliver",
     re.IGNORECASE,
 )
 _AUTO_REPLY_SUBJECT = re.compile(
@@ -278,21 +283,19 @@ def _text_recipients(
     if _is_auto_reply(msg) and not _from_mail_system(msg):
         return []
     report = _before_original(text)
-    failed = [_address(a) for a in _addresses_in(_header(msg, "X-Failed-Recipients"))]
-    excluded = _excluded_addresses(msg, originals, bounce_address)
-    contexts = _address_contexts(report, excluded)
-    delayed = bool(_DELAY_NOTICE.search(f"{_header(msg, 'Subject')}\n{report}"))
+    failed = [a for a in map(_address, _addresses_in(_header(msg, "X-Failed-Recipients"))) if a]
+    contexts = _address_contexts(report, _excluded_addresses(msg, originals, bounce_address))
+    candidates = failed or list(contexts) or [""]
+    # Text anywhere in the report vouches for a recipient only when there is no one else it
+    # could be about: the mail system listed the failed addresses, or there is one address.
+    fallback = _evidence(report) if failed or len(candidates) == 1 else None
     by_key = {address.lower(): context for address, context in contexts.items()}
-    candidates = [a for a in failed if a] or list(contexts)
+    delayed = bool(_DELAY_NOTICE.search(f"{_header(msg, 'Subject')}\n{report}"))
     recipients: list[BouncedRecipient] = []
     for address in candidates:
-        found = _evidence(by_key.get(address.lower(), ""))
-        if found is None and (failed or len(candidates) == 1):
-            found = _evidence(report)
+        found = _evidence(by_key.get(address.lower(), "")) or fallback
         if found is not None:
             recipients.append(_text_recipient(address, found, delayed))
-    if not candidates and (found := _evidence(report)) is not None:
-        recipients.append(_text_recipient("", found, delayed))
     return _unique(recipients)
 
 
@@ -303,12 +306,12 @@ def _text_recipient(address: str, found: _Evidence, delayed: bool) -> BouncedRec
 
 def _evidence(text: str) -> _Evidence | None:
     """The strongest sign of failure in ``text``: enhanced status, reply code, then phrases."""
-    status = _ENHANCED_STATUS_45.search(text)
+    status = _status_match(text)
     if status:
-        return _Evidence(_kind_of_class(status.group(1)), status.group(0), _line_at(text, status))
+        return _Evidence(_failure_kind(status.group(1)), status.group(0), _line_at(text, status))
     code = _SMTP_CODE.search(text)
     if code:
-        return _Evidence(_kind_of_class(code.group(1)[0]), "", _line_at(text, code))
+        return _Evidence(_failure_kind(code.group(1)[0]), "", _line_at(text, code))
     for pattern, kind in ((_SOFT_PHRASES, BounceKind.SOFT), (_HARD_PHRASES, BounceKind.HARD)):
         phrase = pattern.search(text)
         if phrase:
@@ -317,14 +320,22 @@ def _evidence(text: str) -> _Evidence | None:
 
 
 def _kind_of_class(status_class: str) -> BounceKind | None:
+    """5 is a permanent failure, 4 a transient one, anything else no failure at all."""
     return {"5": BounceKind.HARD, "4": BounceKind.SOFT}.get(status_class)
 
 
+def _failure_kind(status_class: str) -> BounceKind:
+    return BounceKind.HARD if status_class == "5" else BounceKind.SOFT
+
+
 def _find_status(text: str, *, classes: str = "45") -> str:
-    for match in _ENHANCED_STATUS.finditer(text):
-        if match.group(1) in classes:
-            return match.group(0)
-    return ""
+    match = _status_match(text, classes=classes)
+    return match.group(0) if match else ""
+
+
+def _status_match(text: str, *, classes: str = "45") -> re.Match[str] | None:
+    """The first enhanced status code of one of ``classes`` (failures by default)."""
+    return next((m for m in _ENHANCED_STATUS.finditer(text) if m.group(1) in classes), None)
 
 
 # --- is it a bounce at all? ----------------------------------------------------------------
@@ -387,18 +398,24 @@ def _address_contexts(text: str, excluded: set[str]) -> dict[str, str]:
         and not _is_system(address.lower())
     ]
     written: dict[str, str] = {}
-    contexts: dict[str, str] = {}
-    for index, (start, address, key) in enumerate(hits):
-        begin = text.rfind("\n", 0, start) + 1
-        end = len(text)
-        for later_start, _, later_key in hits[index + 1 :]:
-            if later_key != key:
-                end = text.rfind("\n", 0, later_start) + 1
-                break
-        end = max(min(end, start + _CONTEXT_MAX), start)
-        written.setdefault(key, address)
-        contexts[key] = contexts.get(key, "") + text[begin:end] + "\n"
-    return {written[key]: context for key, context in contexts.items()}
+    contexts: dict[str, list[str]] = {}
+    next_other = len(text)  # where the next hit of a different address begins
+    for index in range(len(hits) - 1, -1, -1):
+        start, address, key = hits[index]
+        if index + 1 < len(hits) and hits[index + 1][2] != key:
+            next_other = _line_start(text, hits[index + 1][0])
+        written[key] = address
+        end = max(min(next_other, start + _CONTEXT_MAX), start)
+        contexts.setdefault(key, []).append(text[_line_start(text, start) : end])
+    ordered = dict.fromkeys(key for _, _, key in hits)
+    return {written[key]: "\n".join(reversed(contexts[key][-_CONTEXTS_MAX:])) for key in ordered}
+
+
+def _line_start(text: str, pos: int) -> int:
+    """Start of the line holding ``pos``, looking back at most ``_LINE_BACK`` characters."""
+    floor = max(0, pos - _LINE_BACK)
+    newline = text.rfind("\n", floor, pos)
+    return newline + 1 if newline >= 0 else floor
 
 
 def _excluded_addresses(msg: Message, originals: list[Message], bounce_address: str) -> set[str]:
@@ -424,9 +441,9 @@ def _is_system(address: str) -> bool:
 
 
 def _line_at(text: str, match: re.Match[str]) -> str:
-    begin = text.rfind("\n", 0, match.start()) + 1
-    end = text.find("\n", match.end())
-    return _diagnostic(text[begin : end if end >= 0 else len(text)])
+    limit = match.end() + DIAGNOSTIC_MAX
+    newline = text.find("\n", match.end(), limit)
+    return _diagnostic(text[_line_start(text, match.start()) : newline if newline >= 0 else limit])
 
 
 # --- VERP tokens and the original message --------------------------------------------------
@@ -437,8 +454,11 @@ def _verp_tokens(haystacks: Iterable[str], bounce_address: str) -> list[str]:
     if not (sep and local and domain):
         return []
     pattern = re.compile(
-        rf"(?<![\w.+=-]){re.escape(local)}\+([A-Za-z0-9._-]+)@{re.escape(domain)}"
-        r"(?![\w-]|\.[A-Za-z0-9])",
+        r"(?<![\w.+=-])"
+        + re.escape(local)
+        + r"\+([A-Za-z0-9._-]{1,200})@"
+        + re.escape(domain)
+        + r"(?![\w-]|\.[A-Za-z0-9])",
         re.IGNORECASE,
     )
     tokens = (m.group(1) for text in haystacks for m in pattern.finditer(text))
@@ -549,7 +569,7 @@ def _header(msg: Message, name: str) -> str:
         return ""
     try:
         return _one_line(str(make_header(decode_header(str(value)))))
-    except (LookupError, UnicodeError, ValueError):
+    except (LookupError, ValueError, MessageError):  # unknown charset, bad encoded-word
         return _one_line(str(value))
 
 

@@ -7,6 +7,7 @@ stderr and exits 1. Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import asyncio
+import mailbox
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,6 +59,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(cls=_Group, help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+bounces_app = typer.Typer(cls=_Group, help="Bounce handling.", no_args_is_help=True)
+app.add_typer(bounces_app, name="bounces")
 
 
 def now() -> datetime:
@@ -577,6 +580,46 @@ def db_upgrade() -> None:
     store.upgrade(engine)
     current, _ = store.current_revision(engine)
     typer.echo(f"database schema at revision {current}")
+
+
+@bounces_app.command("process")
+def bounces_process(
+    mbox: Annotated[Path | None, typer.Option("--mbox", help="An mbox file of bounces.")] = None,
+    maildir: Annotated[
+        Path | None, typer.Option("--maildir", help="A Maildir folder of bounces.")
+    ] = None,
+) -> None:
+    """Read bounce messages (RFC 3464 and common formats) and mark bad addresses bounced.
+
+    Bounces are matched to deliveries through the VERP return path (set
+    SUBSCRIBE_BOUNCE_ADDRESS) or the original Message-ID. Nothing is deleted or moved:
+    messages that are not bounces, or match nothing, are listed for a human to look at.
+
+    Example: subscribe bounces process --maildir ~/Maildir/.bounces
+    """
+    from .bounce_handling import process_bounces
+    from .bounces import iter_maildir, iter_mbox
+
+    if (mbox is None) == (maildir is None):
+        raise SubscribeError("give one of --mbox FILE or --maildir DIR")
+    settings = _settings()
+    tokens = tokens_for(settings)
+    try:
+        messages = list(iter_mbox(mbox) if mbox is not None else iter_maildir(Path(str(maildir))))
+    except (OSError, mailbox.Error) as exc:
+        raise SubscribeError(f"cannot read {mbox or maildir}: {exc}") from None
+    run = process_bounces(_engine(settings), settings, tokens, messages, now=now())
+    for address in run.newly_bounced:
+        typer.echo(f"bounced: {address}")
+    for key in run.not_bounces:
+        typer.echo(f"left in place, not a bounce: {key}")
+    for key in run.unmatched:
+        typer.echo(f"left in place, matches no delivery: {key}")
+    typer.echo(
+        f"{len(messages)} messages: {run.hard} hard and {run.soft} soft bounces, "
+        f"{len(run.newly_bounced)} subscribers marked bounced, "
+        f"{len(run.not_bounces) + len(run.unmatched)} left for review"
+    )
 
 
 def main() -> None:
