@@ -13,7 +13,7 @@ from subscribe.addresses import normalize, to_ascii
 from subscribe.config import load_settings
 from subscribe.errors import ConfigError, InvalidAddress, SourceError, TokenExpired, TokenInvalid
 from subscribe.sources import from_flags, from_markdown, read_feed
-from subscribe.tokens import Tokens
+from subscribe.tokens import Tokens, TokenSubject, key_digest
 
 
 @pytest.mark.parametrize(
@@ -79,7 +79,7 @@ def test_tokens_per_purpose_expiry_and_rotation() -> None:
     time.sleep(2.1)
     with pytest.raises(TokenExpired) as expired:
         tokens.read_confirm(confirm)
-    assert expired.value.subscriber_id == 7
+    assert expired.value.subject == TokenSubject(7, key_digest("a@example.org"))
     assert tokens.read_unsubscribe(unsubscribe).subscriber_id == 7  # never expires
 
 

@@ -87,7 +87,7 @@ def _engine(settings: Settings, *, auto_upgrade: bool = True) -> Engine:
 
 @contextmanager
 def _session(settings: Settings) -> Iterator[Session]:
-    with Session(_engine(settings)) as session:
+    with store.write_session(_engine(settings)) as session:
         yield session
 
 
@@ -351,7 +351,7 @@ def notify(
         raise SourceError("give either --feed or --title/--url or --post, not several")
     if feed_location == "" and settings.feed_url:
         feed_location = settings.feed_url
-    with Session(engine) as session:
+    with store.write_session(engine) as session:
         plan = None
         if feed_location is not None:
             if not feed_location:

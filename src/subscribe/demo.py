@@ -15,8 +15,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlmodel import Session
-
 from . import campaign, mailer, store, subscribers
 from .config import load_settings
 from .devmail import message_parts, read_message, start_dev_mailbox
@@ -63,7 +61,7 @@ def run_demo(say: Callable[[str], None]) -> Path:
         engine = store.open_store(settings.database_url)
         tokens = tokens_for(settings)
         sender_factory = smtp_sender_factory(settings)
-        with Session(engine) as session:
+        with store.write_session(engine) as session:
             for email, name in [*READERS, UNCONFIRMED]:
                 outcome = subscribers.request_subscription(
                     session,

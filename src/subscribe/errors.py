@@ -63,10 +63,11 @@ class TokenInvalid(TokenError):
 
 
 class TokenExpired(TokenError):
-    def __init__(self, message: str, subscriber_id: int | None = None) -> None:
+    def __init__(self, message: str, subject: object = None) -> None:
         super().__init__(message)
-        # The signature was valid, so the payload can be trusted enough to offer a new link.
-        self.subscriber_id = subscriber_id
+        # The signature was valid, so the payload (a tokens.TokenSubject: id and address
+        # digest) can be trusted enough to offer a new link to the same subscriber.
+        self.subject = subject
 
 
 class RateLimited(SubscribeError):

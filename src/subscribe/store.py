@@ -8,6 +8,7 @@ The delivery ledger's queries live in ``ledger.py``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,8 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
     if parsed.get_backend_name() == "postgresql":
-        return sa.create_engine(url, pool_pre_ping=True)
+        # A database host that stops answering must not hang a page or a run for minutes.
+        return sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
     raise ConfigError(
         "SUBSCRIBE_DATABASE_URL: only sqlite:/// and postgresql+psycopg:// are supported"
     )
@@ -67,6 +69,19 @@ def _sqlite_engine(url: str) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+@contextmanager
+def write_session(engine: Engine) -> Iterator[Session]:
+    """A session whose transactions take SQLite's write lock up front (BEGIN IMMEDIATE).
+
+    Use cases read, then write: under a deferred BEGIN two processes doing that at once
+    (the web app and a CLI command, say) can fail with "database is locked" instead of
+    waiting their turn. PostgreSQL ignores the option.
+    """
+    connection = engine.connect().execution_options(immediate=True)
+    with connection, Session(bind=connection) as session:
+        yield session
 
 
 def is_sqlite(bind: Engine | Connection | Session) -> bool:

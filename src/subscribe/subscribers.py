@@ -97,6 +97,27 @@ def _take_confirmation_slot(session: Session, subscriber: Subscriber, now: datet
     return result.rowcount == 1
 
 
+def _insert_pending(session: Session, address: Address, name: str, now: datetime) -> Subscriber:
+    """Insert a pending subscriber; if a concurrent request won the race (a double click on
+    PostgreSQL), carry on with the row it inserted."""
+    subscriber = Subscriber(
+        email=address.display,
+        email_key=address.key,
+        name=clean_name(name),
+        status=SubscriberStatus.PENDING,
+        created_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(subscriber)
+    except sa.exc.IntegrityError:
+        existing = store.subscriber_by_key(session, email_key=address.key)
+        if existing is None:
+            raise
+        return existing
+    return subscriber
+
+
 def request_subscription(
     session: Session,
     settings: Settings,
@@ -115,16 +136,8 @@ def request_subscription(
     _check_domain(settings, address)
     subscriber = store.subscriber_by_key(session, email_key=address.key)
     if subscriber is None:
-        subscriber = Subscriber(
-            email=address.display,
-            email_key=address.key,
-            name=clean_name(name),
-            status=SubscriberStatus.PENDING,
-            created_at=now,
-        )
-        session.add(subscriber)
-        session.flush()
-    elif subscriber.status == SubscriberStatus.CONFIRMED:
+        subscriber = _insert_pending(session, address, name, now)
+    if subscriber.status == SubscriberStatus.CONFIRMED:
         return SignupOutcome(subscriber, confirmation_due=False)
     elif subscriber.status in (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED):
         # Coming back needs a fresh confirmation, like a new address.
@@ -165,6 +178,18 @@ def confirm(session: Session, *, subject: TokenSubject, now: datetime) -> tuple[
     session.commit()
     session.refresh(subscriber)
     return subscriber, True
+
+
+def renew_confirmation(
+    session: Session, settings: Settings, *, subject: TokenSubject, consent: Consent, now: datetime
+) -> SignupOutcome:
+    """A fresh confirmation link for the subscriber an expired link names.
+
+    The address comes from the store, never from the visitor, the digest must still match
+    (an erased subscriber's id may have been reused), and the cooldown applies as usual.
+    """
+    subscriber = _subscriber_for_token(session, subject)
+    return request_subscription(session, settings, email=subscriber.email, consent=consent, now=now)
 
 
 def _unsubscribe(session: Session, subscriber: Subscriber, now: datetime) -> bool:

@@ -52,9 +52,7 @@ class Tokens:
         except SignatureExpired as exc:
             # The signature checked out, so the payload names a real subscriber.
             subject = _require_subject(self._confirm.load_payload(exc.payload))
-            raise TokenExpired(
-                "This confirmation link has expired.", subject.subscriber_id
-            ) from None
+            raise TokenExpired("This confirmation link has expired.", subject) from None
         except BadSignature:
             raise TokenInvalid("This confirmation link is not valid.") from None
         return _require_subject(payload)

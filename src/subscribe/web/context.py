@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,11 +12,13 @@ from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from .. import store
 from ..config import Settings
+from ..errors import RateLimited
 from ..ratelimit import RateLimiter
 from ..sender import SenderFactory
 from ..tokens import Tokens
-from .clientip import ClientIPResolver
+from .clientip import ClientIPResolver, limit_key
 from .pages import Pages
 
 
@@ -41,17 +42,18 @@ class WebContext:
         peer = request.client.host if request.client else None
         return self.client_ips.resolve(peer, request.headers.getlist("x-forwarded-for"))
 
-    @contextmanager
-    def write_session(self) -> Iterator[Session]:
-        """A session whose transactions take SQLite's write lock up front (BEGIN IMMEDIATE).
+    def check_signup_rate(self, request: Request) -> str:
+        """The client's address, once it has passed the per-client limit on requests that
+        may send a confirmation email (else ``RateLimited``). Blocking: run it in a thread."""
+        client_ip = self.client_ip(request)
+        if not self.signup_limiter.hit(limit_key(client_ip), now=now()):
+            raise RateLimited(
+                "Too many requests from your network. Please wait a minute and try again."
+            )
+        return client_ip
 
-        The use cases read, then write: under a deferred BEGIN two processes doing that
-        at once can fail with "database is locked" instead of waiting their turn.
-        PostgreSQL ignores the option.
-        """
-        connection = self.engine.connect().execution_options(immediate=True)
-        with connection, Session(bind=connection) as session:
-            yield session
+    def write_session(self) -> AbstractContextManager[Session]:
+        return store.write_session(self.engine)
 
 
 def get_context(request: Request) -> WebContext:

@@ -8,6 +8,7 @@ the traceback goes to the log.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request, Response
@@ -67,10 +68,10 @@ def error_response(
     message: str,
     title: str = "",
     offer_signup: bool = False,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
     if wants_json(request):
-        return JSONResponse({"ok": False, "message": message}, status, headers=headers)
+        return JSONResponse({"ok": False, "message": message}, status, headers=dict(headers or {}))
     return get_context(request).pages.render(
         "error",
         status=status,

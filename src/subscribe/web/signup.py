@@ -16,10 +16,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import subscribers
 from ..addresses import normalize
-from ..errors import InvalidAddress, RateLimited, SubscribeError
+from ..errors import InvalidAddress, SubscribeError
 from ..subscribers import Consent, SignupOutcome
 from . import outbox
-from .clientip import limit_key
 from .context import Ctx, WebContext, now
 from .forms import read_fields, wants_json
 from .handlers import domain_error_response, http_error_response
@@ -30,16 +29,6 @@ router = APIRouter()
 # The honeypot: a text field people never see (moved off-screen, out of the tab order)
 # and form-filling bots rarely leave empty. Named like a field a bot expects to fill.
 HONEYPOT_FIELD = "website"
-
-
-def checked_rate(context: WebContext, request: Request) -> str:
-    """The client's address, once it has passed the per-client limit (else ``RateLimited``)."""
-    client_ip = context.client_ip(request)
-    if not context.signup_limiter.hit(limit_key(client_ip), now=now()):
-        raise RateLimited(
-            "Too many requests from your network. Please wait a minute and try again."
-        )
-    return client_ip
 
 
 def _consent(request: Request, fields: dict[str, str], client_ip: str) -> Consent:
@@ -57,7 +46,7 @@ def _sign_up(
     Returns the address to show (normalised from what was typed, never read back from the
     database, where its case may differ) and the outcome (None for a bot).
     """
-    client_ip = checked_rate(context, request)
+    client_ip = context.check_signup_rate(request)
     email = fields.get("email", "")
     shown = normalize(email).display  # an invalid address answers the same, bot or not
     if fields.get(HONEYPOT_FIELD, "").strip():

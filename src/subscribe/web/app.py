@@ -1,0 +1,86 @@
+"""``create_app(settings)``: the FastAPI application behind ``subscribe serve``.
+
+Routes live in one module per job: ``signup`` (form, embed, POST /subscribe), ``links``
+(confirm and unsubscribe pages), ``health``, and ``devmailbox`` in dev mode only. This
+module only wires them to what they share (``WebContext``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from .. import store
+from ..config import Settings
+from ..ratelimit import Limit, RateLimiter
+from ..render import make_environment
+from ..sender import SenderFactory, smtp_sender_factory
+from ..tokens import tokens_for
+from . import devmailbox, handlers, health, links, signup
+from .clientip import ClientIPResolver, parse_networks
+from .context import WebContext
+from .forms import MAX_BODY_BYTES
+from .headers import SecurityHeaders, content_security_policy, origin_of
+from .pages import Pages
+
+SIGNUP_WINDOW = timedelta(minutes=1)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    dev_mailbox: Path | None = None,
+    sender_factory: SenderFactory | None = None,
+) -> FastAPI:
+    # Everything that can refuse a bad setting runs before the database is opened, so a
+    # misconfigured start fails with one line and leaves no engine behind.
+    tokens = tokens_for(settings)
+    client_ips = ClientIPResolver(parse_networks(settings.trusted_proxy_list))
+    pages = Pages(settings, make_environment(settings.templates_dir), dev_mailbox=bool(dev_mailbox))
+    site_origin = origin_of(settings.site_url)
+    engine = store.open_store(settings.database_url)
+    context = WebContext(
+        settings=settings,
+        engine=engine,
+        tokens=tokens,
+        pages=pages,
+        sender_factory=sender_factory or smtp_sender_factory(settings),
+        signup_limiter=RateLimiter(
+            engine, Limit("subscribe-ip", settings.subscribe_rate_limit, SIGNUP_WINDOW)
+        ),
+        client_ips=client_ips,
+        site_origin=site_origin,
+        dev_mailbox=dev_mailbox,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    # No generated API docs: this is a public site, not an API to explore.
+    app = FastAPI(
+        title=f"{settings.site_name} subscriptions",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+        # Forms here are a few fields: a bigger body is refused (413) before it is read.
+        max_body_size=MAX_BODY_BYTES,
+    )
+    app.state.web = context
+    csp = content_security_policy([origin_of(settings.base_url), site_origin])
+    app.add_middleware(SecurityHeaders, csp=csp)
+    handlers.install(app)
+    app.include_router(signup.router)
+    app.include_router(links.router)
+    app.include_router(health.router)
+    if dev_mailbox is not None:
+        app.include_router(devmailbox.router)
+    return app
