@@ -93,6 +93,12 @@ class Settings(BaseSettings):
         return keys
 
     @property
+    def connect_timeout(self) -> float:
+        """One connection attempt may take this long, so that a few attempts fit within
+        relay_down_timeout: a relay that never answers ends a run on time."""
+        return min(self.smtp_timeout, self.relay_down_timeout / 3)
+
+    @property
     def mail_from_address(self) -> str:
         return parseaddr(self.mail_from)[1]
 

@@ -47,6 +47,7 @@ from .store import post_by_key
 from .tokens import Tokens
 
 MAX_RETRY_DELAY = 3600.0
+MAX_DROPS_PER_MESSAGE = 3
 QUEUE_PER_LANE = 8
 
 ProgressCallback = Callable[[int, int], None]  # (done, total)
@@ -177,10 +178,13 @@ class _RelayHealth:
         self._first_failure = None
         self._failures = 0
 
-    def failed(self, error: Exception) -> float:
+    def failed(self, error: Exception, attempt_started: float) -> float:
+        """Seconds to wait before the next attempt; re-raises ``error`` when it is time to
+        give up. Time counts from the start of the first failed attempt, so that a relay
+        that lets us wait for its greeting is given up on within the deadline too."""
         now = time.monotonic()
-        if self._first_failure is None:
-            self._first_failure = now
+        if self._first_failure is None or attempt_started < self._first_failure:
+            self._first_failure = attempt_started
         delay = 0.0 if self._failures == 0 else min(0.25 * 2 ** (self._failures - 1), 8.0)
         self._failures += 1
         if now - self._first_failure + delay + self._attempt_timeout > self._deadline:
@@ -264,8 +268,7 @@ class Notifier:
         self._report = RunReport()
         self._done = 0
         self._total = 0
-        attempt_timeout = min(settings.smtp_timeout, settings.relay_down_timeout / 3)
-        self._health = _RelayHealth(settings.relay_down_timeout, attempt_timeout)
+        self._health = _RelayHealth(settings.relay_down_timeout, settings.connect_timeout)
         self._limiter = _RateLimiter(settings.send_rate)
 
     def request_stop(self) -> None:
@@ -427,16 +430,28 @@ class Notifier:
 
     async def _deliver(self, sender: Sender, job: _Job) -> Outcome:
         item = job.claimed
+        drops = 0
         while True:
             await self._limiter.wait()
+            attempt_started = time.monotonic()
             try:
                 await sender.send(job.envelope)
-            except (RelayUnavailable, ConnectionDropped) as exc:
+            except RelayUnavailable as exc:
                 # Nothing was sent: reconnect and try the same message again, with backoff.
-                await asyncio.sleep(self._health.failed(exc))
+                await asyncio.sleep(self._health.failed(exc, attempt_started))
                 if self._stopping:
                     raise _Stopped() from None
                 continue
+            except ConnectionDropped as exc:
+                # The relay took the connection and dropped it (or said 421) before the
+                # message was in: reconnect and go on. A message that keeps doing it is
+                # deferred, so it cannot stall the run or fail it as "relay down".
+                drops += 1
+                if drops < MAX_DROPS_PER_MESSAGE and not self._stopping:
+                    continue
+                if self._stopping:
+                    raise _Stopped() from None
+                return self._retry_later(item, DeliveryStatus.DEFERRED, str(exc), job.message_id)
             except TransientDeliveryError as exc:
                 self._health.ok()
                 return self._retry_later(item, DeliveryStatus.DEFERRED, str(exc), job.message_id)

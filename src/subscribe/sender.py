@@ -135,7 +135,7 @@ class SMTPSender:
         )
         where = f"{s.smtp_host}:{s.smtp_port}"
         try:
-            await smtp.connect()
+            await smtp.connect(timeout=s.connect_timeout)
             if smtp.is_ehlo_or_helo_needed:
                 await smtp.ehlo()
         except aiosmtplib.SMTPAuthenticationError as exc:
@@ -159,6 +159,8 @@ class SMTPSender:
             OSError,
         ) as exc:
             smtp.close()
+            if isinstance(exc.__cause__, ssl.SSLError):  # implicit TLS: a certificate failure
+                raise RelayFatal(f"TLS with the relay at {where} failed: {exc.__cause__}") from None
             raise RelayUnavailable(f"cannot reach the relay at {where}: {exc}") from None
         except aiosmtplib.SMTPException as exc:
             smtp.close()
@@ -235,6 +237,11 @@ class SMTPSender:
         except ConnectionDropped:
             self._drop()
             raise
+        if final.code == 421:
+            # An explicit refusal, not a lost answer: the message was not taken. Reconnect
+            # and send it again, like a 421 before DATA.
+            self._drop()
+            raise ConnectionDropped(f"the relay closed the session: 421 {final.message}", 421)
         if final.code != 250:
             raise _rejection("end of DATA", final)
         self.messages_on_connection += 1
