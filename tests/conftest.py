@@ -11,13 +11,16 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from mailserver import RecordingHandler, SMTPServer
 from pgserver import PostgresServer, postgres_available, start_postgres
 from sqlalchemy.engine import Engine
+from webserver import asgi_client, open_app
 
 from subscribe import store
 from subscribe.config import Settings, load_settings
@@ -110,3 +113,23 @@ def engine(settings: Settings) -> Iterator[Engine]:
 @pytest.fixture
 def tokens(settings: Settings) -> Tokens:
     return tokens_for(settings)
+
+
+# -- the web app, over the ASGI transport --------------------------------------------------
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[FastAPI]:
+    with open_app(settings) as app:
+        yield app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with asgi_client(app) as client:
+        yield client

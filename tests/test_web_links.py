@@ -7,7 +7,6 @@ runs the whole double opt-in over a real uvicorn server.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -20,10 +19,8 @@ from mailserver import SMTPServer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from webserver import (
-    asgi_client,
     find_subscriber,
     link_in,
-    open_app,
     path_of,
     running_server,
     text_of,
@@ -37,23 +34,6 @@ from subscribe.tokens import Tokens
 from subscribe.web import create_app
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def app(settings: Settings) -> Iterator[FastAPI]:
-    with open_app(settings) as app:
-        yield app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with asgi_client(app) as client:
-        yield client
 
 
 def now() -> datetime:

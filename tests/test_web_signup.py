@@ -6,13 +6,11 @@ what it receives, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 from conftest import make_settings
-from fastapi import FastAPI
 from mailserver import SMTPServer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -33,23 +31,6 @@ from subscribe.subscribers import Consent
 pytestmark = pytest.mark.anyio
 
 BLOG = "https://blog.example"  # the site_url of conftest's settings
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def app(settings: Settings) -> Iterator[FastAPI]:
-    with open_app(settings) as app:
-        yield app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with asgi_client(app) as client:
-        yield client
 
 
 def now() -> datetime:
