@@ -26,7 +26,7 @@ def test_every_command_migrates_a_fresh_sqlite_file(
         revision = connection.execute("select version_num from alembic_version").fetchone()
         journal = connection.execute("pragma journal_mode").fetchone()[0]
     assert {"subscriber", "post", "delivery", "feedentry", "suppression"} <= tables
-    assert revision == ("0001",)
+    assert revision == ("0002",)
     assert journal == "wal"
 
 
@@ -34,10 +34,10 @@ def test_db_upgrade_command(database_url: str, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("SUBSCRIBE_DATABASE_URL", database_url)
     result = run("db", "upgrade")
     assert result.exit_code == 0, result.output
-    assert "revision 0001" in result.stdout
+    assert "revision 0002" in result.stdout
     engine = store.make_engine(database_url)
     try:
-        assert store.current_revision(engine) == ("0001", "0001")
+        assert store.current_revision(engine) == ("0002", "0002")
         assert "delivery" in sa.inspect(engine).get_table_names()
     finally:
         engine.dispose()
@@ -76,3 +76,38 @@ def test_demo_runs_on_embedded_defaults(tmp_path: Path) -> None:
     assert "sent 3, skipped 0, deferred 0, failed 0" in result.stdout
     assert "7 messages in the dev mailbox" in result.stdout
     assert "List-Unsubscribe: <http://127.0.0.1:8000/unsubscribe/" in result.stdout
+
+
+def test_upgrade_keeps_the_data_of_an_older_schema(sqlite_url: str) -> None:
+    from alembic import command
+
+    engine = store.make_engine(sqlite_url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(store._alembic_config(connection), "0001")
+            connection.exec_driver_sql(
+                "insert into subscriber (email, email_key, name, status, created_at,"
+                " consent_source, consent_ip, consent_user_agent, confirmation_day,"
+                " confirmations_that_day, bounce_count) values ('a@example.org',"
+                " 'a@example.org', 'A', 'confirmed', '2026-01-01', '', '', '', '', 0, 0)"
+            )
+            connection.exec_driver_sql(
+                "insert into post (key, title, url, summary, body_html, created_at)"
+                " values ('k', 't', 'https://e.org/', '', '', '2026-01-01')"
+            )
+            connection.exec_driver_sql(
+                "insert into delivery (post_id, subscriber_id, status, attempts, claimed_by,"
+                " last_error, message_id, created_at) values (1, 1, 'ambiguous', 1, '', '',"
+                " '', '2026-01-01')"
+            )
+    finally:
+        engine.dispose()
+    upgraded = store.open_store(sqlite_url)
+    try:
+        with upgraded.connect() as connection:
+            row = connection.exec_driver_sql(
+                "select status, attempts, ambiguous_count from delivery"
+            ).one()
+        assert tuple(row) == ("ambiguous", 1, 0)
+    finally:
+        upgraded.dispose()

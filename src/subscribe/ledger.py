@@ -92,6 +92,7 @@ class Claimed:
     previous_status: str
     previous_due_at: datetime
     created_at: datetime
+    ambiguous_count: int = 0  # earlier attempts that broke after DATA began
 
 
 @dataclass(slots=True)
@@ -144,6 +145,7 @@ def claim(
             D.status,
             D.due_at,
             D.created_at,
+            D.ambiguous_count,
             S.email,
             S.email_key,
             S.name,
@@ -195,6 +197,7 @@ def claim(
             previous_status=row.status,
             previous_due_at=row.due_at,
             created_at=row.created_at,
+            ambiguous_count=row.ambiguous_count,
         )
         for row in taken
     ]
@@ -233,6 +236,7 @@ def record(engine: Engine, outcomes: Sequence[Outcome], *, now: datetime) -> Non
                     last_error=sa.bindparam("b_error"),
                     message_id=sa.bindparam("b_message_id"),
                     attempts=D.attempts + 1,
+                    ambiguous_count=D.ambiguous_count + sa.bindparam("b_ambiguous"),
                     lease_until=None,
                 ),
                 [
@@ -242,6 +246,7 @@ def record(engine: Engine, outcomes: Sequence[Outcome], *, now: datetime) -> Non
                         "b_due_at": o.due_at,
                         "b_error": o.error[:1000],
                         "b_message_id": o.message_id,
+                        "b_ambiguous": int(o.status == DeliveryStatus.AMBIGUOUS),
                     }
                     for o in retry
                 ],

@@ -108,6 +108,8 @@ class Delivery(SQLModel, table=True):
     subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE", index=True)
     status: DeliveryStatus = Field(default=DeliveryStatus.QUEUED, sa_type=sa.String(16))
     attempts: int = 0
+    # Attempts that broke after DATA began: the relay may hold a copy, so one re-send at most.
+    ambiguous_count: int = 0
     due_at: datetime | None = _time(index=True)  # type: ignore[assignment]
     lease_until: datetime | None = _time(index=True)  # type: ignore[assignment]
     claimed_by: str = Field(default="", max_length=200)  # "host:pid:run" of the lease holder

@@ -173,8 +173,10 @@ class _RelayHealth:
         self._attempt_timeout = attempt_timeout
         self._first_failure: float | None = None
         self._failures = 0
+        self.answered = 0  # transactions the relay answered (250, 4xx or 5xx) in this run
 
     def ok(self) -> None:
+        self.answered += 1
         self._first_failure = None
         self._failures = 0
 
@@ -188,7 +190,9 @@ class _RelayHealth:
         delay = 0.0 if self._failures == 0 else min(0.25 * 2 ** (self._failures - 1), 8.0)
         self._failures += 1
         if now - self._first_failure + delay + self._attempt_timeout > self._deadline:
-            raise error
+            if isinstance(error, RelayUnavailable):
+                raise error
+            raise RelayUnavailable(f"the relay keeps closing the session: {error}") from None
         return delay
 
 
@@ -431,6 +435,7 @@ class Notifier:
     async def _deliver(self, sender: Sender, job: _Job) -> Outcome:
         item = job.claimed
         drops = 0
+        delivered_at_first_drop = 0
         while True:
             await self._limiter.wait()
             attempt_started = time.monotonic()
@@ -444,14 +449,22 @@ class Notifier:
                 continue
             except ConnectionDropped as exc:
                 # The relay took the connection and dropped it (or said 421) before the
-                # message was in: reconnect and go on. A message that keeps doing it is
-                # deferred, so it cannot stall the run or fail it as "relay down".
-                drops += 1
-                if drops < MAX_DROPS_PER_MESSAGE and not self._stopping:
-                    continue
+                # message was in: reconnect and go on. If other messages get through
+                # meanwhile, a message that keeps doing it is deferred, so it cannot stall
+                # the run; if nothing gets through, the relay itself is down.
                 if self._stopping:
                     raise _Stopped() from None
-                return self._retry_later(item, DeliveryStatus.DEFERRED, str(exc), job.message_id)
+                drops += 1
+                if drops == 1:
+                    delivered_at_first_drop = self._health.answered
+                if drops < MAX_DROPS_PER_MESSAGE:
+                    continue
+                if self._health.answered > delivered_at_first_drop:
+                    return self._retry_later(
+                        item, DeliveryStatus.DEFERRED, str(exc), job.message_id
+                    )
+                await asyncio.sleep(self._health.failed(exc, attempt_started))
+                continue
             except TransientDeliveryError as exc:
                 self._health.ok()
                 return self._retry_later(item, DeliveryStatus.DEFERRED, str(exc), job.message_id)
@@ -466,7 +479,7 @@ class Notifier:
                     bad_mailbox=exc.bad_mailbox,
                 )
             except AmbiguousDelivery as exc:
-                if item.previous_status == DeliveryStatus.AMBIGUOUS:
+                if item.ambiguous_count >= 1:
                     # Re-sent once already: stop here rather than risk a third copy.
                     return Outcome(
                         item.delivery_id,
