@@ -24,7 +24,8 @@ def serve_forever(settings: Settings, *, host: str, port: int, dev: bool) -> Non
                 "smtp_port": mailbox.port,
                 "smtp_security": "none",
                 "smtp_username": "",
-                "base_url": f"http://{host}:{port}",
+                # Links in the captured emails must open in the developer's browser.
+                "base_url": f"http://{_browsable(host)}:{port}",
             }
         )
         print(f"dev mailbox: smtp://{mailbox.host}:{mailbox.port}, messages at /dev/mailbox")
@@ -34,3 +35,12 @@ def serve_forever(settings: Settings, *, host: str, port: int, dev: bool) -> Non
     finally:
         if mailbox is not None:
             mailbox.stop()
+
+
+def _browsable(host: str) -> str:
+    """A wildcard listen address is no address to put in a link: use loopback instead."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host in ("::", "[::]"):
+        return "[::1]"
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
