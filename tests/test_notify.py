@@ -262,7 +262,7 @@ def test_message_id_is_stable_per_post_and_reader(
     with Session(engine) as session:
         ann = subscribers.find(session, email="ann@example.org")
     assert ids["ann@example.org"] == message_id(
-        settings, post_key="https://blog.example/ids", subscriber_id=ann.id or 0
+        settings.mail_domain, post_key="https://blog.example/ids", subscriber_id=ann.id or 0
     )
     assert len(set(ids.values())) == 3
 

@@ -173,3 +173,18 @@ def test_every_command_has_help_with_an_example_and_a_readme_entry() -> None:
     for name, command in names:
         assert command.help and "Example" in command.help, name
         assert f"subscribe {name}" in readme, name
+
+
+@pytest.mark.parametrize("keys", [["only"], ["old", "new"]])
+def test_fast_tokens_are_exactly_what_itsdangerous_writes(keys: list[str]) -> None:
+    tokens = Tokens(keys, confirm_max_age=10)
+    for subscriber_id, key in [(1, "a@example.org"), (987654321, "Z@xn--bcher-kva.de")]:
+        expected = URLSafeSerializer(keys, salt="unsubscribe").dumps(
+            [subscriber_id, key_digest(key)]
+        )
+        assert tokens.unsubscribe_token(subscriber_id, key) == expected
+        assert tokens.read_unsubscribe(expected).subscriber_id == subscriber_id
+    for delivery_id in (1, 2**40):
+        expected = URLSafeSerializer(keys, salt="bounce").dumps(delivery_id)
+        assert tokens.bounce_token(delivery_id) == expected
+        assert tokens.read_bounce(expected) == delivery_id

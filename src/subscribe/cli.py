@@ -276,7 +276,7 @@ def _sample_recipient(settings: Settings, session: Session, spec: PostSpec) -> R
         email=email,
         name=name,
         unsubscribe_url=f"{settings.base_url}/unsubscribe/{token}",
-        message_id=message_id(settings, post_key=spec.key, subscriber_id=sid),
+        message_id=message_id(settings.mail_domain, post_key=spec.key, subscriber_id=sid),
     )
 
 
@@ -453,7 +453,9 @@ def send_test(
         email=address.ascii,
         name="",
         unsubscribe_url=f"{settings.base_url}/unsubscribe/{token}",
-        message_id=message_id(settings, post_key=f"test:{now().isoformat()}", subscriber_id=0),
+        message_id=message_id(
+            settings.mail_domain, post_key=f"test:{now().isoformat()}", subscriber_id=0
+        ),
     )
     message = post_builder(settings, spec).build(recipient)
 

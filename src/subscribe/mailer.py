@@ -59,7 +59,9 @@ async def _send_one(
         email=to_ascii(subscriber.email),
         name=subscriber.name,
         unsubscribe_url=unsubscribe,
-        message_id=message_id(settings, post_key=kind, subscriber_id=subscriber.id or 0),
+        message_id=message_id(
+            settings.mail_domain, post_key=kind, subscriber_id=subscriber.id or 0
+        ),
     )
     message = builder.build(recipient)
     sender = sender_factory()

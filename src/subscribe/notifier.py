@@ -274,6 +274,9 @@ class Notifier:
         self._total = 0
         self._health = _RelayHealth(settings.relay_down_timeout, settings.connect_timeout)
         self._limiter = _RateLimiter(settings.send_rate)
+        # Parsed once: the sending loop needs them for every message.
+        self._mail_from = settings.mail_from_address
+        self._mail_domain = settings.mail_domain
 
     def request_stop(self) -> None:
         """Finish the messages in flight, hand the rest back, and return (SIGTERM, Ctrl-C)."""
@@ -390,7 +393,7 @@ class Notifier:
 
     def _job(self, item: Claimed) -> _Job:
         builder, post_key = self._builders[item.post_id]
-        mid = message_id(self._settings, post_key=post_key, subscriber_id=item.subscriber_id)
+        mid = message_id(self._mail_domain, post_key=post_key, subscriber_id=item.subscriber_id)
         token = self._tokens.unsubscribe_token(item.subscriber_id, item.email_key)
         recipient = Recipient(
             email=to_ascii(item.email),
@@ -407,7 +410,7 @@ class Notifier:
         """VERP when a bounce address is set: bounces+TOKEN@domain names the delivery."""
         bounce = self._settings.bounce_address
         if not bounce:
-            return self._settings.mail_from_address
+            return self._mail_from
         local, _, domain = bounce.rpartition("@")
         return f"{local}+{self._tokens.bounce_token(delivery_id)}@{domain}"
 

@@ -298,10 +298,11 @@ class MessageBuilder:
         return encoded
 
 
-def message_id(settings: Settings, *, post_key: str, subscriber_id: int) -> str:
-    """The same for the same post and reader, so a rare re-send is recognisable as one."""
+def message_id(domain: str, *, post_key: str, subscriber_id: int) -> str:
+    """The same for the same post and reader, so a rare re-send is recognisable as one.
+    ``domain`` is the sender's (``Settings.mail_domain``)."""
     digest = hashlib.blake2s(f"{post_key}\0{subscriber_id}".encode(), digest_size=6).hexdigest()
-    return f"<{subscriber_id}.{digest}@{settings.mail_domain}>"
+    return f"<{subscriber_id}.{digest}@{domain}>"
 
 
 def smtp_data(message: bytes) -> bytes:

@@ -188,18 +188,9 @@ class SMTPSender:
         ]
         data_began = False
         try:
-            responses: list[SMTPResponse] = []
-            if self._pipelining:
-                protocol.write(b"".join(commands))
-                for _ in commands:
-                    responses.append(await protocol.read_response(timeout=timeout))
-            else:
-                for command in commands:
-                    protocol.write(command)
-                    response = await protocol.read_response(timeout=timeout)
-                    responses.append(response)
-                    if response.code >= 400:
-                        break
+            # One deadline per phase (asyncio.timeout) instead of a timer per reply.
+            async with asyncio.timeout(timeout):
+                responses = await self._envelope_replies(protocol, commands)
             mail, rcpt, data = ([*responses, None, None])[:3]  # type: ignore[list-item]
             if any(r is not None and r.code == 421 for r in responses):
                 raise ConnectionDropped(
@@ -222,11 +213,13 @@ class SMTPSender:
                 await self._reset(None)
                 raise _rejection("DATA", data)
             data_began = True
-            protocol.write(smtp_data(envelope.message))
-            final = await protocol.read_response(timeout=timeout)
+            async with asyncio.timeout(timeout):
+                protocol.write(smtp_data(envelope.message))
+                final = await protocol.read_response()
         except (
             aiosmtplib.SMTPServerDisconnected,
             aiosmtplib.SMTPTimeoutError,
+            TimeoutError,
             ConnectionError,
             RuntimeError,
         ) as exc:
@@ -245,6 +238,25 @@ class SMTPSender:
         if final.code != 250:
             raise _rejection("end of DATA", final)
         self.messages_on_connection += 1
+
+    async def _envelope_replies(
+        self, protocol: SMTPProtocol, commands: list[bytes]
+    ) -> list[SMTPResponse]:
+        """MAIL, RCPT and DATA: written together when pipelining, else one at a time
+        (stopping at the first refusal)."""
+        responses: list[SMTPResponse] = []
+        if self._pipelining:
+            protocol.write(b"".join(commands))
+            for _ in commands:
+                responses.append(await protocol.read_response())
+            return responses
+        for command in commands:
+            protocol.write(command)
+            response = await protocol.read_response()
+            responses.append(response)
+            if response.code >= 400:
+                break
+        return responses
 
     async def _reset(self, data_response: SMTPResponse | None) -> None:
         """Leave the server ready for the next transaction after a refusal."""

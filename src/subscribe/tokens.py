@@ -8,15 +8,18 @@ Keys rotate through ``SUBSCRIBE_SECRET_KEY``: oldest first, the last one signs, 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 from typing import Literal
 
 from itsdangerous import (
     BadSignature,
     SignatureExpired,
+    Signer,
     URLSafeSerializer,
     URLSafeTimedSerializer,
 )
+from itsdangerous.encoding import base64_encode
 
 from .config import Settings
 from .errors import TokenExpired, TokenInvalid
@@ -34,12 +37,33 @@ class TokenSubject:
     digest: str
 
 
+class _FastSigner:
+    """Signs exactly as itsdangerous' ``Signer`` (HMAC-SHA1, django-concat key derivation)
+    for the newest key, with the key derived once instead of per token.
+
+    ``URLSafeSerializer.dumps`` builds a signer, derives its key and tries zlib on every
+    call (~35 us); sending signs a token per message, so this does the same in ~3 us. The
+    tokens are byte for byte the serializers' (checked in the tests), which verify them.
+    """
+
+    def __init__(self, secret_keys: list[str], salt: str) -> None:
+        self._key = Signer(secret_keys, salt=salt).derive_key()
+
+    def sign(self, payload: bytes) -> str:
+        encoded = base64_encode(payload)
+        signature = base64_encode(hmac.digest(self._key, encoded, "sha1"))
+        return (encoded + b"." + signature).decode("ascii")
+
+
 class Tokens:
     def __init__(self, secret_keys: list[str], *, confirm_max_age: int) -> None:
         self._confirm = URLSafeTimedSerializer(secret_keys, salt="confirm")
         self._unsubscribe = URLSafeSerializer(secret_keys, salt="unsubscribe")
         self._bounce = URLSafeSerializer(secret_keys, salt="bounce")
         self._confirm_max_age = confirm_max_age
+        # Sending signs one unsubscribe (and bounce) token per message: the fast path.
+        self._unsubscribe_signer = _FastSigner(secret_keys, "unsubscribe")
+        self._bounce_signer = _FastSigner(secret_keys, "bounce")
 
     # Confirm links expire; a valid but old token still names its subscriber, so the page
     # can offer a fresh link without asking for the address again.
@@ -59,7 +83,10 @@ class Tokens:
 
     # Unsubscribe links never expire (RFC 8058 links sit in old mail for years).
     def unsubscribe_token(self, subscriber_id: int, address_key: str) -> str:
-        return self._unsubscribe.dumps([subscriber_id, key_digest(address_key)])
+        # The payload as itsdangerous writes it: compact JSON, URL-safe base64 (too short
+        # for its zlib step to ever pay).
+        payload = f'[{int(subscriber_id)},"{key_digest(address_key)}"]'.encode()
+        return self._unsubscribe_signer.sign(payload)
 
     def read_unsubscribe(self, token: str) -> TokenSubject:
         try:
@@ -70,7 +97,8 @@ class Tokens:
 
     # VERP return paths: bounces+TOKEN@domain; signed so a forged bounce names no one.
     def bounce_token(self, delivery_id: int) -> str:
-        return self._bounce.dumps(delivery_id)
+        payload = str(int(delivery_id)).encode()
+        return self._bounce_signer.sign(payload)
 
     def read_bounce(self, token: str) -> int:
         try:
