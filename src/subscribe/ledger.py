@@ -13,7 +13,9 @@ Two senders never claim one row: SQLite claims under ``BEGIN IMMEDIATE``, Postgr
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import socket
 import uuid
 from collections.abc import Iterable, Sequence
@@ -203,6 +205,77 @@ def claim(
     ]
 
 
+# The hottest statement of a run (one row per message sent), written out once and run
+# through the driver: building and cache-keying the Core statement cost ~0.4 ms a commit.
+_MARK_SENT = (
+    "UPDATE delivery SET status = 'sent', sent_at = {now}, message_id = {message_id},"
+    " attempts = attempts + 1, lease_until = NULL, due_at = NULL, last_error = ''"
+    " WHERE id = {id}"
+)
+
+
+@functools.cache
+def _placeholders(dialect: str, template: str) -> str:
+    # Named parameters: sqlite3 takes :name, psycopg %(name)s.
+    style = ":{}" if dialect == "sqlite" else "%({})s"
+    names = re.findall(r"\{(\w+)\}", template)
+    return template.format(**{name: style.format(name) for name in names})
+
+
+def _driver_sql(connection: Connection, template: str) -> str:
+    return _placeholders(connection.dialect.name, template)
+
+
+def _driver_time(connection: Connection, value: datetime) -> object:
+    """A timestamp as the driver takes it for our UTC columns (SQLite: naive UTC text)."""
+    process = UTCDateTime().bind_processor(connection.dialect)
+    return process(value) if process else value
+
+
+class OutcomeWriter:
+    """Records a run's outcomes over one connection of its own.
+
+    Sent messages, nearly every outcome, go through the driver directly on a connection
+    held for the whole run: a SQLAlchemy transaction costs ~0.3 ms of Python on top of
+    SQLite's ~0.06 ms, and the group commit pays it for every batch. The rare others
+    (deferred, failed, ambiguous) take the ordinary path.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Connection | None = None
+
+    def record(self, outcomes: Sequence[Outcome], *, now: datetime) -> None:
+        sent = [o for o in outcomes if o.status == DeliveryStatus.SENT]
+        others = [o for o in outcomes if o.status != DeliveryStatus.SENT]
+        if sent:
+            if self._connection is None:
+                self._connection = self._engine.connect()
+            connection = self._connection
+            when = _driver_time(connection, now)
+            cursor = connection.connection.cursor()
+            try:
+                if is_sqlite(connection):
+                    cursor.execute("BEGIN IMMEDIATE")
+                cursor.executemany(
+                    _driver_sql(connection, _MARK_SENT),
+                    [{"id": o.delivery_id, "message_id": o.message_id, "now": when} for o in sent],
+                )
+                connection.connection.commit()
+            except BaseException:
+                connection.connection.rollback()
+                raise
+            finally:
+                cursor.close()
+        if others:
+            record(self._engine, others, now=now)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
 def record(engine: Engine, outcomes: Sequence[Outcome], *, now: datetime) -> None:
     """Write a batch of outcomes in one transaction (group commit for all connections)."""
     if not outcomes:
@@ -212,19 +285,10 @@ def record(engine: Engine, outcomes: Sequence[Outcome], *, now: datetime) -> Non
     bounced = [o.subscriber_id for o in outcomes if o.bad_mailbox]
     with engine.begin() as connection:
         if sent:
-            connection.execute(
-                delivery_table.update()
-                .where(D.id == sa.bindparam("b_id"))
-                .values(
-                    status=DeliveryStatus.SENT.value,
-                    sent_at=now,
-                    message_id=sa.bindparam("b_message_id"),
-                    attempts=D.attempts + 1,
-                    lease_until=None,
-                    due_at=None,
-                    last_error="",
-                ),
-                [{"b_id": o.delivery_id, "b_message_id": o.message_id} for o in sent],
+            when = _driver_time(connection, now)
+            connection.exec_driver_sql(
+                _driver_sql(connection, _MARK_SENT),
+                [{"id": o.delivery_id, "message_id": o.message_id, "now": when} for o in sent],
             )
         if retry:
             connection.execute(

@@ -210,7 +210,7 @@ class _Job:
 class _Recorder:
     """Group commit: outcomes from all lanes go to the ledger together, in a thread."""
 
-    engine: Engine
+    writer: ledger.OutcomeWriter
     _pending: list[tuple[Outcome, asyncio.Future[None]]] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _closed: bool = False
@@ -236,7 +236,7 @@ class _Recorder:
                 continue
             try:
                 outcomes = [outcome for outcome, _ in batch]
-                await asyncio.to_thread(ledger.record, self.engine, outcomes, now=utcnow())
+                await asyncio.to_thread(self.writer.record, outcomes, now=utcnow())
             except Exception as exc:  # a database error: every waiting lane must hear of it
                 for _, future in batch:
                     future.set_exception(exc)
@@ -296,7 +296,8 @@ class Notifier:
         self._total = await asyncio.to_thread(_count_due, self._engine, cutoff)
         budget = await asyncio.to_thread(self._daily_budget, cutoff)
         queue: asyncio.Queue[_Job | None] = asyncio.Queue(self._connections * QUEUE_PER_LANE)
-        recorder = _Recorder(self._engine)
+        writer = ledger.OutcomeWriter(self._engine)
+        recorder = _Recorder(writer)
         recorder_task = asyncio.create_task(recorder.run())
         lease_task = asyncio.create_task(self._renew_leases())
         lanes = [
@@ -324,6 +325,7 @@ class Notifier:
                     lane.cancel()
             recorder.close()
             await asyncio.gather(recorder_task, return_exceptions=True)
+            writer.close()
             lease_task.cancel()
             await asyncio.gather(lease_task, return_exceptions=True)
             # Whatever was claimed and not sent goes back as it was: same due time.
