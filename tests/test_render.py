@@ -154,3 +154,22 @@ def test_shipped_templates_are_inside_the_package() -> None:
     names = {p.name for p in (render.SHIPPED_TEMPLATES / "email").iterdir()}
     for kind in ("new_post", "confirm", "welcome"):
         assert {f"{kind}.subject.txt", f"{kind}.txt", f"{kind}.html"} <= names
+
+
+def test_fields_round_trip_through_quoted_printable() -> None:
+    import binascii
+    import random
+
+    from subscribe.render import _qp_field
+
+    rng = random.Random(7)
+    alphabet = "abcXYZ019 .=?&<>\"'@/:_-~é€\t"
+    samples = ["", "plain", "x" * 200, "ends with space ", "a=b", "https://e.org/u/" + "T" * 150]
+    samples += [
+        "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 180))) for _ in range(300)
+    ]
+    for value in samples:
+        encoded = _qp_field(value)
+        assert encoded.endswith(b"=\r\n")
+        assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))
+        assert binascii.a2b_qp(encoded) == value.encode("utf-8"), value

@@ -117,7 +117,7 @@ class _Part:
         self.pieces: list[bytes | str] = []
         position = 0
         for match in pattern.finditer(rendered):
-            self.pieces.append(_qp(rendered[position : match.start()]) + _SOFT_BREAK)
+            self.pieces.append(_with_soft_break(_qp(rendered[position : match.start()])))
             self.pieces.append(by_marker[match.group()])
             position = match.end()
         self.pieces.append(_qp(rendered[position:]))
@@ -128,11 +128,44 @@ class _Part:
         )
 
 
+_QP_FIELD_LINE = 72  # characters per line of a plain field; QP allows 76 with the '='
+_HTML_SPECIAL = frozenset("<>&'\"")
+
+
+def _qp_field(text: str) -> bytes:
+    """A per-recipient value, quoted-printable, ending in a soft line break.
+
+    Most values (addresses, tokens in URLs, plain names) are printable ASCII without '=',
+    which QP leaves as they are: those only get soft line breaks, without b2a_qp's cost.
+    """
+    if text.isascii() and text.isprintable() and "=" not in text and not text.endswith(" "):
+        raw = text.encode("ascii")
+        if len(raw) <= _QP_FIELD_LINE:
+            return raw + _SOFT_BREAK
+        lines = [raw[i : i + _QP_FIELD_LINE] for i in range(0, len(raw), _QP_FIELD_LINE)]
+        return _SOFT_BREAK.join(lines) + _SOFT_BREAK
+    return _with_soft_break(_qp(text))
+
+
+def _with_soft_break(encoded: bytes) -> bytes:
+    """``encoded`` + '=' CRLF, keeping every line within QP's 76 characters: a full last
+    line is split first, never inside an =XX escape."""
+    head, separator, last = encoded.rpartition(b"\r\n")
+    if len(last) >= 76:
+        cut = 73
+        while b"=" in last[cut - 2 : cut]:
+            cut -= 1
+        last = last[:cut] + _SOFT_BREAK + last[cut:]
+    return head + separator + last + _SOFT_BREAK
+
+
 def _field_values(recipient: Recipient, *, html: bool) -> dict[str, bytes]:
     values = {}
     for field in FIELDS:
         value: str = getattr(recipient, field)
-        values[field] = _qp(str(escape(value)) if html else value) + _SOFT_BREAK
+        if html and not _HTML_SPECIAL.isdisjoint(value):
+            value = str(escape(value))
+        values[field] = _qp_field(value)
     return values
 
 
