@@ -26,7 +26,7 @@ def test_every_command_migrates_a_fresh_sqlite_file(
         revision = connection.execute("select version_num from alembic_version").fetchone()
         journal = connection.execute("pragma journal_mode").fetchone()[0]
     assert {"subscriber", "post", "delivery", "feedentry", "suppression"} <= tables
-    assert revision == ("0002",)
+    assert revision == ("0003",)
     assert journal == "wal"
 
 
@@ -34,10 +34,10 @@ def test_db_upgrade_command(database_url: str, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("SUBSCRIBE_DATABASE_URL", database_url)
     result = run("db", "upgrade")
     assert result.exit_code == 0, result.output
-    assert "revision 0002" in result.stdout
+    assert "revision 0003" in result.stdout
     engine = store.make_engine(database_url)
     try:
-        assert store.current_revision(engine) == ("0002", "0002")
+        assert store.current_revision(engine) == ("0003", "0003")
         assert "delivery" in sa.inspect(engine).get_table_names()
     finally:
         engine.dispose()

@@ -101,7 +101,23 @@ class Post(SQLModel, table=True):
 
 
 class Delivery(SQLModel, table=True):
-    __table_args__ = (sa.UniqueConstraint("post_id", "subscriber_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("post_id", "subscriber_id"),
+        # Partial: only waiting (due_at) or held (lease_until) rows are indexed, so the
+        # million finished ones cost the claim and the ledger writes nothing.
+        sa.Index(
+            "ix_delivery_due_at",
+            "due_at",
+            sqlite_where=sa.text("due_at IS NOT NULL"),
+            postgresql_where=sa.text("due_at IS NOT NULL"),
+        ),
+        sa.Index(
+            "ix_delivery_lease_until",
+            "lease_until",
+            sqlite_where=sa.text("lease_until IS NOT NULL"),
+            postgresql_where=sa.text("lease_until IS NOT NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     post_id: int = Field(foreign_key="post.id", ondelete="CASCADE")
@@ -110,8 +126,8 @@ class Delivery(SQLModel, table=True):
     attempts: int = 0
     # Attempts that broke after DATA began: the relay may hold a copy, so one re-send at most.
     ambiguous_count: int = 0
-    due_at: datetime | None = _time(index=True)  # type: ignore[assignment]
-    lease_until: datetime | None = _time(index=True)  # type: ignore[assignment]
+    due_at: datetime | None = _time()  # type: ignore[assignment]
+    lease_until: datetime | None = _time()  # type: ignore[assignment]
     claimed_by: str = Field(default="", max_length=200)  # "host:pid:run" of the lease holder
     last_error: str = Field(default="", max_length=1000)
     message_id: str = Field(default="", max_length=300)
