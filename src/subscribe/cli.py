@@ -221,9 +221,9 @@ def import_(
         _engine(settings), settings, path=file, confirmed=confirmed, now=now()
     )
     for line, message in report.invalid[:50]:
-        err.print(f"line {line}: {message}", markup=False, highlight=False)
+        err.print(f"line {line}: {message}", markup=False, highlight=False, soft_wrap=True)
     if len(report.invalid) > 50:
-        err.print(f"... and {len(report.invalid) - 50} more invalid rows", highlight=False)
+        err.print(f"... and {len(report.invalid) - 50} more invalid rows", soft_wrap=True)
     typer.echo(
         f"imported {report.added}, duplicates skipped {report.duplicates}, "
         f"invalid {len(report.invalid)}, suppressed (removed earlier) {report.suppressed}"
@@ -505,7 +505,10 @@ def worker(
             until_idle=until_idle,
             on_report=_print_report,
             on_relay_error=lambda exc: err.print(
-                f"relay unavailable, retrying later: {exc}", markup=False, highlight=False
+                f"relay unavailable, retrying later: {exc}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
             ),
         )
     except DeliveryError as exc:
