@@ -111,3 +111,31 @@ def test_upgrade_keeps_the_data_of_an_older_schema(sqlite_url: str) -> None:
         assert tuple(row) == ("ambiguous", 1, 0)
     finally:
         upgraded.dispose()
+
+
+def test_the_wheel_ships_templates_and_migrations(tmp_path: Path) -> None:
+    """A built wheel must render emails and migrate a database when installed elsewhere."""
+    import shutil
+    import zipfile
+
+    from conftest import require_service
+
+    uv = shutil.which("uv")
+    require_service(None if uv else "uv is not on the PATH")
+    assert uv is not None
+    project = Path(__file__).parent.parent
+    subprocess.run(
+        [uv, "build", "--wheel", "--out-dir", str(tmp_path), str(project)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    [wheel] = tmp_path.glob("subscribe-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for kind in ("new_post", "confirm", "welcome"):
+        for suffix in ("subject.txt", "txt", "html"):
+            assert f"subscribe/templates/email/{kind}.{suffix}" in names
+    assert "subscribe/templates/web/subscribe.html" in names
+    assert "subscribe/migrations/env.py" in names
+    shipped = {p.name for p in (project / "src/subscribe/migrations/versions").glob("*.py")}
+    assert {f"subscribe/migrations/versions/{n}" for n in shipped} <= names
