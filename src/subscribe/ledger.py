@@ -13,9 +13,7 @@ Two senders never claim one row: SQLite claims under ``BEGIN IMMEDIATE``, Postgr
 
 from __future__ import annotations
 
-import functools
 import os
-import re
 import socket
 import uuid
 from collections.abc import Iterable, Sequence
@@ -26,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from .models import Delivery, DeliveryStatus, Subscriber, SubscriberStatus, UTCDateTime
-from .store import insert_ignoring_duplicates, is_sqlite
+from .store import driver_sql, driver_time, insert_ignoring_duplicates, is_sqlite
 
 delivery_table: sa.Table = Delivery.__table__  # type: ignore[attr-defined]
 subscriber_table: sa.Table = Subscriber.__table__  # type: ignore[attr-defined]
@@ -100,11 +98,11 @@ class Claimed:
 
     @property
     def previous_due_at(self) -> datetime:
-        return _from_driver_time(self.raw_due_at)
+        return _fromdriver_time(self.raw_due_at)
 
     @property
     def created_at(self) -> datetime:
-        return _from_driver_time(self.raw_created_at)
+        return _fromdriver_time(self.raw_created_at)
 
 
 @dataclass(slots=True)
@@ -163,7 +161,7 @@ def _id_list(ids: Iterable[int]) -> str:
     return "(" + ",".join(str(int(i)) for i in ids) + ")"  # ints from our own rows
 
 
-def _from_driver_time(value: object) -> datetime:
+def _fromdriver_time(value: object) -> datetime:
     """A timestamp as the driver returns it (SQLite: naive UTC text) as an aware datetime."""
     if isinstance(value, str):
         return datetime.fromisoformat(value).replace(tzinfo=UTC)
@@ -179,11 +177,11 @@ def claim(
         engine.connect().execution_options(immediate=True) as connection,
         connection.begin(),
     ):
-        query = _driver_sql(connection, _CLAIM)
+        query = driver_sql(connection, _CLAIM)
         if not is_sqlite(connection):
             query += " FOR UPDATE OF d SKIP LOCKED"
         rows = connection.exec_driver_sql(
-            query, {"now": _driver_time(connection, now), "limit": limit}
+            query, {"now": driver_time(connection, now), "limit": limit}
         ).all()
         if not rows:
             return []
@@ -193,9 +191,9 @@ def claim(
         if skipped:
             connection.exec_driver_sql(_SKIP + _id_list(skipped))
         if taken:
-            lease = _driver_time(connection, now + timedelta(seconds=lease_seconds))
+            lease = driver_time(connection, now + timedelta(seconds=lease_seconds))
             connection.exec_driver_sql(
-                _driver_sql(connection, _TAKE) + _id_list(row[0] for row in taken),
+                driver_sql(connection, _TAKE) + _id_list(row[0] for row in taken),
                 {"lease": lease, "owner": str(owner)},
             )
     return [
@@ -225,24 +223,6 @@ _MARK_SENT = (
 )
 
 
-@functools.cache
-def _placeholders(dialect: str, template: str) -> str:
-    # Named parameters: sqlite3 takes :name, psycopg %(name)s.
-    style = ":{}" if dialect == "sqlite" else "%({})s"
-    names = re.findall(r"\{(\w+)\}", template)
-    return template.format(**{name: style.format(name) for name in names})
-
-
-def _driver_sql(connection: Connection, template: str) -> str:
-    return _placeholders(connection.dialect.name, template)
-
-
-def _driver_time(connection: Connection, value: datetime) -> object:
-    """A timestamp as the driver takes it for our UTC columns (SQLite: naive UTC text)."""
-    process = UTCDateTime().bind_processor(connection.dialect)
-    return process(value) if process else value
-
-
 class OutcomeWriter:
     """Records a run's outcomes over one connection of its own.
 
@@ -263,13 +243,13 @@ class OutcomeWriter:
             if self._connection is None:
                 self._connection = self._engine.connect()
             connection = self._connection
-            when = _driver_time(connection, now)
+            when = driver_time(connection, now)
             cursor = connection.connection.cursor()
             try:
                 if is_sqlite(connection):
                     cursor.execute("BEGIN IMMEDIATE")
                 cursor.executemany(
-                    _driver_sql(connection, _MARK_SENT),
+                    driver_sql(connection, _MARK_SENT),
                     [{"id": o.delivery_id, "message_id": o.message_id, "now": when} for o in sent],
                 )
                 connection.connection.commit()
@@ -296,9 +276,9 @@ def record(engine: Engine, outcomes: Sequence[Outcome], *, now: datetime) -> Non
     bounced = [o.subscriber_id for o in outcomes if o.bad_mailbox]
     with engine.begin() as connection:
         if sent:
-            when = _driver_time(connection, now)
+            when = driver_time(connection, now)
             connection.exec_driver_sql(
-                _driver_sql(connection, _MARK_SENT),
+                driver_sql(connection, _MARK_SENT),
                 [{"id": o.delivery_id, "message_id": o.message_id, "now": when} for o in sent],
             )
         if retry:

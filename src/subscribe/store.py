@@ -7,6 +7,8 @@ The delivery ledger's queries live in ``ledger.py``.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -23,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, func, select
 
 from .errors import ConfigError
-from .models import FeedEntry, Post, Subscriber, SubscriberStatus, Suppression
+from .models import FeedEntry, Post, Subscriber, SubscriberStatus, Suppression, UTCDateTime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -82,6 +84,27 @@ def write_session(engine: Engine) -> Iterator[Session]:
     connection = engine.connect().execution_options(immediate=True)
     with connection, Session(bind=connection) as session:
         yield session
+
+
+@functools.cache
+def _placeholders(dialect: str, template: str) -> str:
+    # Named parameters: sqlite3 takes :name, psycopg %(name)s.
+    style = ":{}" if dialect == "sqlite" else "%({})s"
+    names = re.findall(r"\{(\w+)\}", template)
+    return template.format(**{name: style.format(name) for name in names})
+
+
+def driver_sql(connection: Connection, template: str) -> str:
+    """SQL written with {name} placeholders, in the connection's driver's own style.
+
+    For the few statements on hot paths that run through the driver directly."""
+    return _placeholders(connection.dialect.name, template)
+
+
+def driver_time(connection: Connection, value: datetime) -> object:
+    """A timestamp as the driver takes it for our UTC columns (SQLite: naive UTC text)."""
+    process = UTCDateTime().bind_processor(connection.dialect)
+    return process(value) if process else value
 
 
 def is_sqlite(bind: Engine | Connection | Session) -> bool:
@@ -173,16 +196,49 @@ def count_confirmed(session: Session) -> int:
     return session.exec(query).one()
 
 
+_SUBSCRIBER_COLUMNS = (
+    "email",
+    "email_key",
+    "name",
+    "status",
+    "created_at",
+    "confirmed_at",
+    "consent_source",
+    "consent_ip",
+    "consent_user_agent",
+    "consent_at",
+    "confirmation_day",
+    "confirmations_that_day",
+    "bounce_count",
+)
+_INSERT_SUBSCRIBER = (
+    f"INSERT INTO subscriber ({', '.join(_SUBSCRIBER_COLUMNS)}) VALUES "
+    f"({', '.join('{' + c + '}' for c in _SUBSCRIBER_COLUMNS)}) ON CONFLICT DO NOTHING"
+)
+
+
 def insert_subscribers(connection: Connection, *, rows: Sequence[dict[str, Any]]) -> int:
-    """Bulk insert (SQLAlchemy Core executemany); existing addresses are left alone."""
+    """Bulk insert through the driver's executemany; existing addresses are left alone.
+
+    Returns how many rows were inserted. The driver's own executemany (not SQLAlchemy's,
+    which converts three timestamps per row and builds its parameters row by row) keeps a
+    million-row import within a minute; its rowcount is the sum over the rows.
+    """
     if not rows:
         return 0
-    # RETURNING counts the rows really inserted: executemany's rowcount is not reliable
-    # once SQLAlchemy batches the rows into multi-VALUES statements.
-    statement = insert_ignoring_duplicates(connection, subscriber_table).returning(
-        subscriber_table.c.id
-    )
-    return len(connection.execute(statement, rows).all())
+    converted: dict[object, object] = {}  # rows of one import share their timestamps
+
+    def value(row: dict[str, Any], column: str) -> object:
+        item = row.get(column)
+        if isinstance(item, datetime):
+            if item not in converted:
+                converted[item] = driver_time(connection, item)
+            return converted[item]
+        return item
+
+    parameters = [{c: value(row, c) for c in _SUBSCRIBER_COLUMNS} for row in rows]
+    cursor = connection.exec_driver_sql(driver_sql(connection, _INSERT_SUBSCRIBER), parameters)
+    return max(cursor.rowcount, 0)
 
 
 def is_suppressed(session: Session, *, address_hash: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import hmac
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -54,8 +54,13 @@ def clean_name(name: str) -> str:
 
 def suppression_hash(settings: Settings, address_key: str) -> str:
     """Keyed, so the table of erased addresses cannot be reversed with a word list."""
+    return suppression_hasher(settings)(address_key)
+
+
+def suppression_hasher(settings: Settings) -> Callable[[str], str]:
+    """``suppression_hash`` with the key read once, for imports that hash every row."""
     key = settings.secret_keys()[-1].encode()
-    return hmac.new(key, address_key.encode(), hashlib.sha256).hexdigest()
+    return lambda address_key: hmac.new(key, address_key.encode(), hashlib.sha256).hexdigest()
 
 
 def _check_domain(settings: Settings, address: Address) -> None:
@@ -312,6 +317,7 @@ def import_csv(
 ) -> ImportReport:
     """Bulk import in chunks (Core executemany); bad rows reported by line, duplicates skipped."""
     report = ImportReport()
+    hasher = suppression_hasher(settings)
     status = SubscriberStatus.CONFIRMED if confirmed else SubscriberStatus.PENDING
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
@@ -344,20 +350,23 @@ def import_csv(
                     }
                 )
                 if len(chunk) >= IMPORT_CHUNK:
-                    _insert_chunk(engine, settings, chunk, report)
+                    _insert_chunk(engine, hasher, chunk, report)
                     chunk = []
         except (UnicodeDecodeError, csv.Error) as exc:
             raise SubscribeError(f"{path} is not a readable CSV file: {exc}") from None
-        _insert_chunk(engine, settings, chunk, report)
+        _insert_chunk(engine, hasher, chunk, report)
     return report
 
 
 def _insert_chunk(
-    engine: Engine, settings: Settings, chunk: list[dict[str, object]], report: ImportReport
+    engine: Engine,
+    hasher: Callable[[str], str],
+    chunk: list[dict[str, object]],
+    report: ImportReport,
 ) -> None:
     if not chunk:
         return
-    hashes = {suppression_hash(settings, str(row["email_key"])): row for row in chunk}
+    hashes = {hasher(str(row["email_key"])): row for row in chunk}
     with engine.begin() as connection:
         suppressed = store.suppressed_hashes(connection, hashes=list(hashes))
         rows = [row for digest, row in hashes.items() if digest not in suppressed]
