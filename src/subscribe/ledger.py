@@ -223,6 +223,13 @@ _MARK_SENT = (
 )
 
 
+_MARK_SENT_BATCH = (
+    "UPDATE delivery SET status = 'sent', sent_at = {now}, message_id = v.column2,"
+    " attempts = attempts + 1, lease_until = NULL, due_at = NULL, last_error = ''"
+    " FROM (VALUES {rows}) AS v WHERE delivery.id = v.column1"
+)
+
+
 class OutcomeWriter:
     """Records a run's outcomes over one connection of its own.
 
@@ -243,15 +250,19 @@ class OutcomeWriter:
             if self._connection is None:
                 self._connection = self._engine.connect()
             connection = self._connection
-            when = driver_time(connection, now)
+            parameters: dict[str, object] = {"now": driver_time(connection, now)}
+            rows = []
+            for number, outcome in enumerate(sent):
+                parameters[f"i{number}"] = outcome.delivery_id
+                parameters[f"m{number}"] = outcome.message_id
+                rows.append(f"({{i{number}}}, {{m{number}}})")
+            # One statement for the whole batch: on SQLite it is its own transaction, so
+            # the write lock is held for that statement only, never across driver calls
+            # (two sending processes would queue on it).
+            statement = _MARK_SENT_BATCH.replace("{rows}", ", ".join(rows))
             cursor = connection.connection.cursor()
             try:
-                if is_sqlite(connection):
-                    cursor.execute("BEGIN IMMEDIATE")
-                cursor.executemany(
-                    driver_sql(connection, _MARK_SENT),
-                    [{"id": o.delivery_id, "message_id": o.message_id, "now": when} for o in sent],
-                )
+                cursor.execute(driver_sql(connection, statement), parameters)
                 connection.connection.commit()
             except BaseException:
                 connection.connection.rollback()
