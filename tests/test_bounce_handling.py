@@ -96,3 +96,61 @@ def test_bounces_process_needs_one_source(verp_settings: Settings, tmp_path: Pat
     assert run("bounces", "process").exit_code == 1
     missing = run("bounces", "process", "--maildir", str(tmp_path / "nope"))
     assert missing.exit_code == 1 and "cannot read" in missing.stderr
+
+
+def test_bounces_from_imap_are_read_without_changing_the_folder(
+    verp_settings: Settings,
+    engine: Engine,
+    smtp_server: SMTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from imapserver import Folder, IMAPServer
+
+    with Session(engine) as session:
+        subscribers.add(
+            session, verp_settings, email="gone@example.com", confirmed=True, now=utcnow()
+        )
+    assert run("notify", "--title", "T", "--url", "https://blog.example/t", "--yes").exit_code == 0
+    token = smtp_server.messages[0].mail_from.split("@")[0].removeprefix("bounces+")
+    folder = Folder(
+        messages=[
+            bounce_for(
+                "postfix_hard_5.1.1_user_unknown.eml",
+                token=token,
+                original="alice@example.com",
+                recipient="gone@example.com",
+            ).replace(b"\n", b"\r\n"),
+            (CORPUS / "not_bounce_auto_reply_out_of_office.eml").read_bytes(),
+        ]
+    )
+    server = IMAPServer(folder).start()
+    try:
+        for name, value in {
+            "HOST": "127.0.0.1",
+            "PORT": str(server.port),
+            "SECURITY": "none",
+            "USERNAME": "bounces",
+            "PASSWORD": "secret",
+        }.items():
+            monkeypatch.setenv(f"SUBSCRIBE_BOUNCE_IMAP_{name}", value)
+        result = run("bounces", "process", "--imap")
+        assert result.exit_code == 0, result.output
+        assert "bounced: gone@example.com" in result.stdout
+        assert "left in place, not a bounce: imap:2" in result.stdout
+        verbs = {
+            command.split(" ")[0] + " " + command.split(" ")[1]
+            if command.startswith("UID")
+            else command.split(" ")[0]
+            for command in folder.commands
+        }
+        assert "EXAMINE" in verbs and "SELECT" not in verbs  # read-only
+        assert not verbs & {"STORE", "UID STORE", "COPY", "UID COPY", "EXPUNGE", "UID MOVE"}
+        assert all("PEEK" in c for c in folder.commands if c.startswith("UID FETCH"))
+
+        monkeypatch.setenv("SUBSCRIBE_BOUNCE_IMAP_PASSWORD", "wrong")
+        refused = run("bounces", "process", "--imap")
+        assert refused.exit_code == 1 and "cannot read bounces from IMAP" in refused.stderr
+    finally:
+        server.stop()
+    with Session(engine) as session:
+        assert subscribers.find(session, email="gone@example.com").status == "bounced"

@@ -593,6 +593,10 @@ def bounces_process(
     maildir: Annotated[
         Path | None, typer.Option("--maildir", help="A Maildir folder of bounces.")
     ] = None,
+    imap: Annotated[
+        bool,
+        typer.Option("--imap", help="The IMAP folder set by SUBSCRIBE_BOUNCE_IMAP_* (read-only)."),
+    ] = False,
 ) -> None:
     """Read bounce messages (RFC 3464 and common formats) and mark bad addresses bounced.
 
@@ -601,16 +605,23 @@ def bounces_process(
     messages that are not bounces, or match nothing, are listed for a human to look at.
 
     Example: subscribe bounces process --maildir ~/Maildir/.bounces
+             subscribe bounces process --imap
     """
     from .bounce_handling import process_bounces
     from .bounces import iter_maildir, iter_mbox
+    from .imap_source import iter_imap
 
-    if (mbox is None) == (maildir is None):
-        raise SubscribeError("give one of --mbox FILE or --maildir DIR")
+    if [mbox is not None, maildir is not None, imap].count(True) != 1:
+        raise SubscribeError("give one of --mbox FILE, --maildir DIR or --imap")
     settings = _settings()
     tokens = tokens_for(settings)
     try:
-        messages = list(iter_mbox(mbox) if mbox is not None else iter_maildir(Path(str(maildir))))
+        if imap:
+            messages = list(iter_imap(settings))
+        elif mbox is not None:
+            messages = list(iter_mbox(mbox))
+        else:
+            messages = list(iter_maildir(Path(str(maildir))))
     except (OSError, mailbox.Error) as exc:
         raise SubscribeError(f"cannot read {mbox or maildir}: {exc}") from None
     run = process_bounces(_engine(settings), settings, tokens, messages, now=now())

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     templates_dir: Path | None = None
     unsubscribe_mailto: str = ""
     bounce_address: str = ""
+    bounce_imap_host: str = ""
+    bounce_imap_port: int = Field(default=993, ge=1, le=65535)
+    bounce_imap_security: Literal["none", "starttls", "tls"] = "tls"
+    bounce_imap_username: str = ""
+    bounce_imap_password: SecretStr = SecretStr("")
+    bounce_imap_folder: str = "INBOX"
 
     trusted_proxies: str = ""
     subscribe_rate_limit: int = Field(default=10, ge=0)
