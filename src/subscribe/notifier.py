@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from markupsafe import Markup
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -91,8 +92,6 @@ def register_post(session: Session, spec: PostSpec, *, now: datetime) -> Announc
 
 
 def post_context(settings: Settings, post: Post | PostSpec) -> dict[str, object]:
-    from markupsafe import Markup
-
     return {
         **site_context(settings),
         "post": {
