@@ -50,7 +50,7 @@ from typing import Any, Literal
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult
-from mailserver import Received
+from mailserver import Received, ehlo_responses
 
 from subscribe.devmail import free_port
 
@@ -171,10 +171,7 @@ class FaultHandler:
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
     ) -> list[str]:
-        session.host_name = hostname
-        if self.pipelining:
-            responses.insert(-1, "250-PIPELINING")
-        return responses
+        return ehlo_responses(session, hostname, responses, pipelining=self.pipelining)
 
     def _connection_full(self, server: FaultSMTP) -> bool:
         return self.close_after is not None and server.messages_here >= self.close_after

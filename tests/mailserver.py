@@ -30,6 +30,17 @@ class Received:
         return parsed
 
 
+def ehlo_responses(
+    session: Any, hostname: str, responses: list[str], *, pipelining: bool
+) -> list[str]:
+    """aiosmtpd's EHLO answer, with PIPELINING advertised when asked (aiosmtpd reads
+    commands in order, so a pipelining client works with it)."""
+    session.host_name = hostname
+    if pipelining:
+        responses.insert(-1, "250-PIPELINING")
+    return responses
+
+
 @dataclass
 class RecordingHandler:
     messages: list[Received] = field(default_factory=list)
@@ -42,10 +53,7 @@ class RecordingHandler:
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
     ) -> list[str]:
-        session.host_name = hostname
-        if self.pipelining:
-            responses.insert(-1, "250-PIPELINING")
-        return responses
+        return ehlo_responses(session, hostname, responses, pipelining=self.pipelining)
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]

@@ -216,18 +216,29 @@ def claim(
 
 # The hottest statement of a run (one row per message sent), written out once and run
 # through the driver: building and cache-keying the Core statement cost ~0.4 ms a commit.
-_MARK_SENT = (
-    "UPDATE delivery SET status = 'sent', sent_at = {now}, message_id = {message_id},"
-    " attempts = attempts + 1, lease_until = NULL, due_at = NULL, last_error = ''"
-    " WHERE id = {id}"
-)
-
-
 _MARK_SENT_BATCH = (
     "UPDATE delivery SET status = 'sent', sent_at = {now}, message_id = v.column2,"
     " attempts = attempts + 1, lease_until = NULL, due_at = NULL, last_error = ''"
     " FROM (VALUES {rows}) AS v WHERE delivery.id = v.column1"
 )
+
+
+def _mark_sent(
+    connection: Connection, sent: Sequence[Outcome], now: datetime
+) -> tuple[str, dict[str, object]]:
+    """One UPDATE for a whole batch of sent deliveries: (driver SQL, its parameters).
+
+    On SQLite a single statement is its own transaction when run alone, so the write lock
+    is held for that statement only, never across driver calls (two sending processes
+    would queue on it)."""
+    parameters: dict[str, object] = {"now": driver_time(connection, now)}
+    rows = []
+    for number, outcome in enumerate(sent):
+        parameters[f"i{number}"] = outcome.delivery_id
+        parameters[f"m{number}"] = outcome.message_id
+        rows.append(f"({{i{number}}}, {{m{number}}})")
+    statement = _MARK_SENT_BATCH.replace("{rows}", ", ".join(rows))
+    return driver_sql(connection, statement), parameters
 
 
 class OutcomeWriter:
@@ -250,19 +261,10 @@ class OutcomeWriter:
             if self._connection is None:
                 self._connection = self._engine.connect()
             connection = self._connection
-            parameters: dict[str, object] = {"now": driver_time(connection, now)}
-            rows = []
-            for number, outcome in enumerate(sent):
-                parameters[f"i{number}"] = outcome.delivery_id
-                parameters[f"m{number}"] = outcome.message_id
-                rows.append(f"({{i{number}}}, {{m{number}}})")
-            # One statement for the whole batch: on SQLite it is its own transaction, so
-            # the write lock is held for that statement only, never across driver calls
-            # (two sending processes would queue on it).
-            statement = _MARK_SENT_BATCH.replace("{rows}", ", ".join(rows))
+            statement, parameters = _mark_sent(connection, sent, now)
             cursor = connection.connection.cursor()
             try:
-                cursor.execute(driver_sql(connection, statement), parameters)
+                cursor.execute(statement, parameters)
                 connection.connection.commit()
             except BaseException:
                 connection.connection.rollback()
@@ -287,11 +289,7 @@ def record(engine: Engine, outcomes: Sequence[Outcome], *, now: datetime) -> Non
     bounced = [o.subscriber_id for o in outcomes if o.bad_mailbox]
     with engine.begin() as connection:
         if sent:
-            when = driver_time(connection, now)
-            connection.exec_driver_sql(
-                driver_sql(connection, _MARK_SENT),
-                [{"id": o.delivery_id, "message_id": o.message_id, "now": when} for o in sent],
-            )
+            connection.exec_driver_sql(*_mark_sent(connection, sent, now))
         if retry:
             connection.execute(
                 delivery_table.update()
