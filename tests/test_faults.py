@@ -55,7 +55,7 @@ from subscribe.errors import (
 )
 from subscribe.models import utcnow
 from subscribe.notifier import RunReport
-from subscribe.sender import Envelope, SMTPSender, smtp_sender_factory
+from subscribe.sender import Envelope, NextEnvelope, SMTPSender, smtp_sender_factory
 from subscribe.tokens import tokens_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -251,7 +251,7 @@ class _Unreachable:
     def __init__(self, wait: float) -> None:
         self._wait = wait
 
-    async def send(self, envelope: Envelope) -> None:
+    async def send(self, envelope: Envelope, then: NextEnvelope | None = None) -> None:
         await asyncio.sleep(self._wait)
         raise RelayUnavailable("cannot reach the relay at relay.test:25: connection refused")
 

@@ -42,7 +42,7 @@ from .ledger import Claimed, Outcome, Owner
 from .mailer import site_context
 from .models import DeliveryStatus, Post, UTCDateTime, utcnow
 from .render import MessageBuilder, Recipient, make_environment, message_id
-from .sender import Envelope, Sender, SenderFactory
+from .sender import Envelope, NextEnvelope, Sender, SenderFactory
 from .sources import PostSpec
 from .store import post_by_key
 from .tokens import Tokens
@@ -207,18 +207,22 @@ class _Job:
 
 @dataclass
 class _Recorder:
-    """Group commit: outcomes from all lanes go to the ledger together, in a thread."""
+    """Group commit: outcomes from all lanes go to the ledger together, in a thread. The
+    lanes whose outcomes share a commit wait on one future."""
 
     writer: ledger.OutcomeWriter
-    _pending: list[tuple[Outcome, asyncio.Future[None]]] = field(default_factory=list)
+    _pending: list[Outcome] = field(default_factory=list)
+    _committed: asyncio.Future[None] | None = None  # resolves when _pending is committed
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _closed: bool = False
 
     async def record(self, outcome: Outcome) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((outcome, future))
-        self._wake.set()
-        await future
+        self._pending.append(outcome)
+        committed = self._committed
+        if committed is None:
+            committed = self._committed = asyncio.get_running_loop().create_future()
+            self._wake.set()
+        await committed
 
     def close(self) -> None:
         self._closed = True
@@ -228,20 +232,22 @@ class _Recorder:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            batch, self._pending = self._pending, []
-            if not batch:
+            batch, committed = self._pending, self._committed
+            self._pending, self._committed = [], None
+            if committed is None:
                 if self._closed:
                     return
                 continue
             try:
-                outcomes = [outcome for outcome, _ in batch]
-                await asyncio.to_thread(self.writer.record, outcomes, now=utcnow())
+                await asyncio.to_thread(self.writer.record, batch, now=utcnow())
             except Exception as exc:  # a database error: every waiting lane must hear of it
-                for _, future in batch:
-                    future.set_exception(exc)
+                if not committed.done():
+                    committed.set_exception(exc)
                 continue
-            for _, future in batch:
-                future.set_result(None)
+            # A lane cancelled while waiting cancels the shared future: that happens only
+            # when the whole run is torn down, and then nobody waits for the others either.
+            if not committed.done():
+                committed.set_result(None)
 
 
 class Notifier:
@@ -419,24 +425,39 @@ class Notifier:
         self, sender: Sender, queue: asyncio.Queue[_Job | None], recorder: _Recorder
     ) -> None:
         try:
-            while True:
-                job = await queue.get()
-                if job is None or self._stopping:
-                    return
+            job = await queue.get()
+            while job is not None and not self._stopping:
+                following: _Job | None = None
+                ended = False
+
+                def take_following() -> Envelope | None:
+                    # Called by the sender once this job's envelope is accepted, so a lane
+                    # stuck on a bad message does not sit on the next one: the job after
+                    # this, if it is already there, whose envelope a pipelining connection
+                    # sends behind this body. Its own body still waits for this commit.
+                    nonlocal following, ended
+                    if following is None and not ended and not queue.empty():
+                        following = queue.get_nowait()
+                        ended = following is None  # the end-of-work marker
+                    return following.envelope if following is not None else None
+
                 try:
-                    outcome = await self._deliver(sender, job)
+                    outcome = await self._deliver(sender, job, take_following)
                 except _Stopped:
-                    return  # the job stays held and goes back to the queue untouched
+                    return  # the jobs stay held and go back to the queue untouched
                 await recorder.record(outcome)
                 del self._held[job.claimed.delivery_id]
                 self._count(outcome)
+                if ended:
+                    return
+                job = following if following is not None else await queue.get()
         except BaseException:
             self._stopping = True
             raise
         finally:
             await sender.close()
 
-    async def _deliver(self, sender: Sender, job: _Job) -> Outcome:
+    async def _deliver(self, sender: Sender, job: _Job, then: NextEnvelope) -> Outcome:
         item = job.claimed
         drops = 0
         delivered_at_first_drop = 0
@@ -444,7 +465,7 @@ class Notifier:
             await self._limiter.wait()
             attempt_started = time.monotonic()
             try:
-                await sender.send(job.envelope)
+                await sender.send(job.envelope, then)
             except RelayUnavailable as exc:
                 # Nothing was sent: reconnect and try the same message again, with backoff.
                 await asyncio.sleep(self._health.failed(exc, attempt_started))

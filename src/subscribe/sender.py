@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import aiosmtplib
-from aiosmtplib.protocol import SMTPProtocol
 from aiosmtplib.response import SMTPResponse
 
 from .config import Settings
@@ -32,6 +31,7 @@ from .errors import (
     TransientDeliveryError,
 )
 from .render import smtp_data
+from .smtp_protocol import PipelineProtocol
 
 _ENHANCED_STATUS = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
 
@@ -43,8 +43,13 @@ class Envelope:
     message: bytes  # CRLF line endings, not dot-stuffed
 
 
+# Asked once the server has accepted an envelope: the message the caller will send next on
+# this sender, if it already has one, so that a pipelining connection can start on it early.
+NextEnvelope = Callable[[], "Envelope | None"]
+
+
 class Sender(Protocol):
-    async def send(self, envelope: Envelope) -> None:
+    async def send(self, envelope: Envelope, then: NextEnvelope | None = None) -> None:
         """Deliver one message or raise a ``DeliveryError`` subclass saying what happened."""
 
     async def close(self) -> None: ...
@@ -72,57 +77,26 @@ def _rejection(
     )
 
 
-class _BufferedProtocol(SMTPProtocol):
-    """aiosmtplib's protocol, made to keep every byte the server sends.
-
-    Pipelined answers arrive several to a packet; the stock protocol parses one response per
-    ``data_received`` and drops data that comes while a parsed response waits to be read.
-    Here everything is buffered, and a read first looks at what is already buffered.
-    """
-
-    def data_received(self, data: bytes) -> None:
-        if self._response_waiter is None:
-            return
-        if self._response_waiter.done():
-            self._buffer.extend(data)
-            return
-        self._response_pending = True
-        super().data_received(data)
-
-    async def read_response(self, timeout: float | None = None) -> SMTPResponse:
-        if self._response_waiter is not None and not self._response_waiter.done():
-            buffered = self._read_response_from_buffer()
-            if buffered is not None:
-                return buffered
-        return await super().read_response(timeout=timeout)
-
-
-class _SMTP(aiosmtplib.SMTP):
-    async def _create_connection(self, timeout: float | None) -> SMTPResponse:
-        response = await super()._create_connection(timeout)
-        # Swap in the buffering subclass before any command is pipelined (same state,
-        # only two methods differ), rather than copying aiosmtplib's connection set-up.
-        assert self.protocol is not None
-        self.protocol.__class__ = _BufferedProtocol
-        return response
-
-
 class SMTPSender:
     """One persistent SMTP connection, opened on first use and reopened when it breaks."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._smtp: _SMTP | None = None
+        self._smtp: aiosmtplib.SMTP | None = None
+        self._protocol: PipelineProtocol | None = None
         self._pipelining = False
+        # The envelope whose MAIL, RCPT and DATA went out behind the previous message's
+        # body; its three replies are read by the ``send`` of that envelope.
+        self._ahead: Envelope | None = None
         self.messages_on_connection = 0
 
     @property
     def pipelining(self) -> bool:
         return self._pipelining
 
-    async def _connect(self) -> _SMTP:
+    async def _connect(self) -> PipelineProtocol:
         s = self._settings
-        smtp = _SMTP(
+        smtp = aiosmtplib.SMTP(
             hostname=s.smtp_host,
             port=s.smtp_port,
             use_tls=s.smtp_security == "tls",
@@ -170,57 +144,74 @@ class SMTPSender:
                     "(set SUBSCRIBE_SMTP_SECURITY=none only for a relay on this machine)"
                 ) from None
             raise RelayFatal(f"the relay at {where} failed the handshake: {exc}") from None
+        assert smtp.protocol is not None
+        self._smtp = smtp
         self._pipelining = smtp.supports_extension("pipelining")
+        self._ahead = None
         self.messages_on_connection = 0
-        return smtp
+        self._protocol = PipelineProtocol.adopt(smtp.protocol)
+        return self._protocol
 
-    async def send(self, envelope: Envelope) -> None:
-        if self._smtp is None or not self._smtp.is_connected:
-            self._smtp = await self._connect()
-        smtp = self._smtp
-        protocol = smtp.protocol
-        assert protocol is not None
+    async def send(self, envelope: Envelope, then: NextEnvelope | None = None) -> None:
+        """Deliver ``envelope``. When the server pipelines and ``then`` names the message
+        this connection sends next, that message's MAIL, RCPT and DATA go out right behind
+        this body, in the same packet (RFC 2920 lets message content open a group); its
+        own body still waits for its own ``send``."""
+        protocol = self._protocol
+        if (
+            protocol is None
+            or not protocol.is_connected
+            or (self._ahead is None and protocol.has_unread())
+        ):
+            # Unsolicited bytes (a server's idle-timeout 421, say) would be paired with the
+            # wrong command: start afresh instead.
+            self._drop()
+            protocol = await self._connect()
         timeout = self._settings.smtp_timeout
-        commands = [
-            f"MAIL FROM:<{envelope.mail_from}>\r\n".encode("ascii"),
-            f"RCPT TO:<{envelope.recipient}>\r\n".encode("ascii"),
-            b"DATA\r\n",
-        ]
         data_began = False
-        clock = asyncio.get_running_loop().time
+        protocol.arm(timeout)
         try:
-            # One deadline, moved on for the body: a timer per reply costs more than the
-            # rest of the transaction's own work.
-            async with asyncio.timeout(timeout) as deadline:
-                responses = await self._envelope_replies(protocol, commands)
-                mail, rcpt, data = ([*responses, None, None])[:3]  # type: ignore[list-item]
-                if any(r is not None and r.code == 421 for r in responses):
-                    raise ConnectionDropped(
-                        f"the relay closed the session: 421 {responses[-1].message}", 421
+            if self._ahead == envelope:
+                self._ahead = None
+                responses = await protocol.replies(3)
+            else:
+                if self._ahead is not None:  # the lane changed its mind: the server may
+                    self._drop()  # already wait for a body we will not send
+                    protocol = await self._connect()
+                    protocol.arm(timeout)
+                responses = await self._envelope_replies(protocol, _envelope_commands(envelope))
+            mail, rcpt, data = ([*responses, None, None])[:3]  # type: ignore[list-item]
+            if any(r is not None and r.code == 421 for r in responses):
+                raise ConnectionDropped(
+                    f"the relay closed the session: 421 {responses[-1].message}", 421
+                )
+            if mail.code >= 400:
+                await self._reset(data)
+                if mail.code >= 500:
+                    raise RelayFatal(
+                        f"the relay refused the sender <{envelope.mail_from}>: "
+                        f"{mail.code} {mail.message}",
+                        mail.code,
                     )
-                if mail.code >= 400:
-                    await self._reset(data)
-                    if mail.code >= 500:
-                        raise RelayFatal(
-                            f"the relay refused the sender <{envelope.mail_from}>: "
-                            f"{mail.code} {mail.message}",
-                            mail.code,
-                        )
-                    raise _rejection("MAIL", mail)
-                if rcpt is not None and rcpt.code >= 300:
-                    await self._reset(data)
-                    raise _rejection("RCPT", rcpt)
-                assert data is not None
-                if data.code != 354:
-                    await self._reset(None)
-                    raise _rejection("DATA", data)
-                data_began = True
-                deadline.reschedule(clock() + timeout)
-                protocol.write(smtp_data(envelope.message))
-                final = await protocol.read_response()
+                raise _rejection("MAIL", mail)
+            if rcpt is not None and rcpt.code >= 300:
+                await self._reset(data)
+                raise _rejection("RCPT", rcpt)
+            assert data is not None
+            if data.code != 354:
+                await self._reset(None)
+                raise _rejection("DATA", data)
+            data_began = True
+            payload = smtp_data(envelope.message)
+            following = then() if then is not None and self._pipelining else None
+            if following is not None:
+                payload += _envelope_commands(following)
+                self._ahead = following
+            protocol.arm(timeout)
+            protocol.write(payload)
+            (final,) = await protocol.replies(1)
         except (
             aiosmtplib.SMTPServerDisconnected,
-            aiosmtplib.SMTPTimeoutError,
             TimeoutError,
             ConnectionError,
             RuntimeError,
@@ -232,6 +223,8 @@ class SMTPSender:
         except ConnectionDropped:
             self._drop()
             raise
+        finally:
+            protocol.disarm()
         if final.code == 421:
             # An explicit refusal, not a lost answer: the message was not taken. Reconnect
             # and send it again, like a 421 before DATA.
@@ -242,19 +235,17 @@ class SMTPSender:
         self.messages_on_connection += 1
 
     async def _envelope_replies(
-        self, protocol: SMTPProtocol, commands: list[bytes]
+        self, protocol: PipelineProtocol, commands: bytes
     ) -> list[SMTPResponse]:
         """MAIL, RCPT and DATA: written together when pipelining, else one at a time
         (stopping at the first refusal)."""
-        responses: list[SMTPResponse] = []
         if self._pipelining:
-            protocol.write(b"".join(commands))
-            for _ in commands:
-                responses.append(await protocol.read_response())
-            return responses
-        for command in commands:
+            protocol.write(commands)
+            return await protocol.replies(3)
+        responses: list[SMTPResponse] = []
+        for command in commands.splitlines(keepends=True):
             protocol.write(command)
-            response = await protocol.read_response()
+            (response,) = await protocol.replies(1)
             responses.append(response)
             if response.code >= 400:
                 break
@@ -262,25 +253,44 @@ class SMTPSender:
 
     async def _reset(self, data_response: SMTPResponse | None) -> None:
         """Leave the server ready for the next transaction after a refusal."""
-        assert self._smtp is not None and self._smtp.protocol is not None
-        protocol = self._smtp.protocol
+        assert self._protocol is not None
+        protocol = self._protocol
         if data_response is not None and data_response.code == 354:
             # A pipelined DATA accepted although no recipient was: send an empty message end.
             protocol.write(b".\r\n")
-            await protocol.read_response(timeout=self._settings.smtp_timeout)
+            await protocol.replies(1)
         protocol.write(b"RSET\r\n")
-        await protocol.read_response(timeout=self._settings.smtp_timeout)
+        await protocol.replies(1)
 
     def _drop(self) -> None:
         if self._smtp is not None:
             self._smtp.close()
         self._smtp = None
+        self._protocol = None
+        self._ahead = None
 
     async def close(self) -> None:
-        if self._smtp is not None and self._smtp.is_connected:
+        smtp, protocol = self._smtp, self._protocol
+        # With an envelope sent ahead the server may be waiting for its body, and anything
+        # but the body would be taken as message text: just hang up (no message is
+        # delivered without its final dot).
+        if (
+            smtp is not None
+            and protocol is not None
+            and smtp.is_connected
+            and self._ahead is None
+            and not protocol.has_unread()
+        ):
+            protocol.leave_transaction_mode()
             with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
-                await asyncio.wait_for(self._smtp.quit(), timeout=5)
+                await asyncio.wait_for(smtp.quit(), timeout=5)
         self._drop()
+
+
+def _envelope_commands(envelope: Envelope) -> bytes:
+    return (
+        f"MAIL FROM:<{envelope.mail_from}>\r\nRCPT TO:<{envelope.recipient}>\r\nDATA\r\n"
+    ).encode("ascii")
 
 
 @dataclass
@@ -298,7 +308,7 @@ class MemorySender:
     def __init__(self, outbox: MemoryOutbox) -> None:
         self._outbox = outbox
 
-    async def send(self, envelope: Envelope) -> None:
+    async def send(self, envelope: Envelope, then: NextEnvelope | None = None) -> None:
         failure = self._outbox.failures.get(envelope.recipient)
         if failure is not None:
             raise failure
