@@ -107,25 +107,42 @@ class RenderedParts:
     html: str
 
 
-class _Part:
-    """One body part, pre-encoded: static pieces alternate with field references."""
+class _Layout:
+    """Bytes with holes: static pieces, and named slots filled per recipient in one join."""
 
-    def __init__(self, rendered: str, markers: Mapping[str, str], html: bool) -> None:
-        pattern = re.compile("|".join(re.escape(m) for m in markers.values()))
-        by_marker = {marker: field for field, marker in markers.items()}
-        self.html = html
-        self.pieces: list[bytes | str] = []
-        position = 0
-        for match in pattern.finditer(rendered):
-            self.pieces.append(_with_soft_break(_qp(rendered[position : match.start()])))
-            self.pieces.append(by_marker[match.group()])
-            position = match.end()
-        self.pieces.append(_qp(rendered[position:]))
+    def __init__(self, pieces: list[bytes | str]) -> None:
+        merged: list[bytes | str] = []
+        for piece in pieces:  # adjacent static pieces become one
+            if isinstance(piece, bytes) and merged and isinstance(merged[-1], bytes):
+                merged[-1] += piece
+            else:
+                merged.append(piece)
+        self._pieces = [piece if isinstance(piece, bytes) else b"" for piece in merged]
+        self._slots = [
+            (index, piece) for index, piece in enumerate(merged) if isinstance(piece, str)
+        ]
 
     def fill(self, values: Mapping[str, bytes]) -> bytes:
-        return b"".join(
-            piece if isinstance(piece, bytes) else values[piece] for piece in self.pieces
-        )
+        pieces = self._pieces.copy()
+        for index, name in self._slots:
+            pieces[index] = values[name]
+        return b"".join(pieces)
+
+
+def _part_pieces(rendered: str, markers: Mapping[str, str], slot_prefix: str) -> list[bytes | str]:
+    """One body part, quoted-printable: encoded static text, and a slot (``prefix`` +
+    field name) wherever a marker was; each static piece before a slot ends in a soft line
+    break, so the field starts on a line of its own."""
+    pattern = re.compile("|".join(re.escape(m) for m in markers.values()))
+    by_marker = {marker: field for field, marker in markers.items()}
+    pieces: list[bytes | str] = []
+    position = 0
+    for match in pattern.finditer(rendered):
+        pieces.append(_with_soft_break(_qp(rendered[position : match.start()])))
+        pieces.append(slot_prefix + by_marker[match.group()])
+        position = match.end()
+    pieces.append(_qp(rendered[position:]))
+    return pieces
 
 
 _QP_FIELD_LINE = 72  # characters per line of a plain field; QP allows 76 with the '='
@@ -159,14 +176,21 @@ def _with_soft_break(encoded: bytes) -> bytes:
     return head + separator + last + _SOFT_BREAK
 
 
-def _field_values(recipient: Recipient, *, html: bool) -> dict[str, bytes]:
+def _field_values(recipient: Recipient) -> dict[str, bytes]:
+    """The per-recipient fields, quoted-printable, for both parts: ``text.`` and ``html.``
+    slots (HTML-escaped there, which most addresses and URLs do not need)."""
     values = {}
     for field in FIELDS:
         value: str = getattr(recipient, field)
-        if html and not _HTML_SPECIAL.isdisjoint(value):
-            value = str(escape(value))
-        values[field] = _qp_field(value)
+        encoded = _qp_field(value)
+        values["text." + field] = encoded
+        if not _HTML_SPECIAL.isdisjoint(value):
+            encoded = _qp_field(str(escape(value)))
+        values["html." + field] = encoded
     return values
+
+
+_Compiled = tuple[str, _Layout]  # the subject, and the whole message as a layout
 
 
 class MessageBuilder:
@@ -193,7 +217,7 @@ class MessageBuilder:
         self._html_t = env.get_template(f"{template}.html")
         self._boundary = "=_subscribe_" + secrets.token_hex(12)  # '=_' never occurs in QP
         self._from = encode_header("From", settings.mail_from)
-        self._variants: dict[bool, tuple[str, _Part, _Part] | None] = {}
+        self._variants: dict[bool, _Compiled | None] = {}
         self._date_second = -1
         self._date = b""
         list_id = encode_header("List-Id", settings.list_id) if list_headers else b""
@@ -230,7 +254,7 @@ class MessageBuilder:
             html=html,
         )
 
-    def _compile(self, has_name: bool) -> tuple[str, _Part, _Part] | None:
+    def _compile(self, has_name: bool) -> _Compiled | None:
         tag = secrets.token_hex(4)
         markers = {field: f"zq{tag}{field.replace('_', '')}zq" for field in FIELDS}
         sample = Recipient(
@@ -242,7 +266,8 @@ class MessageBuilder:
         parts = self.render(sample)
         if any(marker in parts.subject for marker in markers.values()):
             return None  # a per-reader subject: render each message in full
-        text, html = _Part(parts.text, markers, False), _Part(parts.html, markers, True)
+        text = _part_pieces(parts.text, markers, "text.")
+        html = _part_pieces(parts.html, markers, "html.")
         probe = Recipient(
             email="probe.reader@example.org",
             name='Probe <&> "O\'Reader"' if has_name else "",
@@ -250,31 +275,34 @@ class MessageBuilder:
             message_id="",
         )
         expected = self.render(probe)
-        spliced_text = binascii.a2b_qp(text.fill(_field_values(probe, html=False)))
-        spliced_html = binascii.a2b_qp(html.fill(_field_values(probe, html=True)))
+        values = _field_values(probe)
+        spliced_text = binascii.a2b_qp(_Layout(text).fill(values))
+        spliced_html = binascii.a2b_qp(_Layout(html).fill(values))
         # css-inline re-serialises the page, so an entity may be spelled differently
         # (&#39; or '): compare HTML by what it says, text byte for byte.
         if spliced_text != _crlf(expected.text) or _unescaped(spliced_html) != _unescaped(
             _crlf(expected.html)
         ):
             return None
-        return parts.subject, text, html
+        headers: list[bytes | str] = [
+            self._from,
+            "to",
+            self._subject_header(parts.subject),
+            "date",
+            "message_id",
+            "unsubscribe",
+            self._common_headers,
+            b"\r\n",
+        ]
+        body = [self._text_head, *text, self._html_head, *html, self._tail]
+        return parts.subject, _Layout(headers + body)
 
-    def _variant(self, has_name: bool) -> tuple[str, _Part, _Part] | None:
+    def _variant(self, has_name: bool) -> _Compiled | None:
         if not self._splice:
             return None
         if has_name not in self._variants:
             self._variants[has_name] = self._compile(has_name)
         return self._variants[has_name]
-
-    def _spliced_body(self, compiled: tuple[str, _Part, _Part], recipient: Recipient) -> bytes:
-        _, text, html = compiled
-        return (
-            self._text_head
-            + text.fill(_field_values(recipient, html=False))
-            + self._html_head
-            + html.fill(_field_values(recipient, html=True))
-        )
 
     def _full_body(self, recipient: Recipient) -> bytes:
         parts = self.render(recipient)
@@ -292,22 +320,23 @@ class MessageBuilder:
     def build(self, recipient: Recipient) -> bytes:
         """The whole message, CRLF line endings, not yet dot-stuffed for SMTP."""
         compiled = self._variant(bool(recipient.name))
-        if compiled is None:
-            subject = self.render(recipient).subject
-            body = self._full_body(recipient)
-        else:
-            subject = compiled[0]
-            body = self._spliced_body(compiled, recipient)
+        if compiled is not None:
+            values = _field_values(recipient)
+            values["to"] = address_header("To", recipient.name, recipient.email)
+            values["date"] = self._date_header()
+            values["message_id"] = f"Message-ID: {recipient.message_id}\r\n".encode()
+            values["unsubscribe"] = self._unsubscribe_headers(recipient.unsubscribe_url)
+            return compiled[1].fill(values)
         headers = (
             self._from
             + address_header("To", recipient.name, recipient.email)
-            + self._subject_header(subject)
+            + self._subject_header(self.render(recipient).subject)
             + self._date_header()
             + f"Message-ID: {recipient.message_id}\r\n".encode()
             + self._unsubscribe_headers(recipient.unsubscribe_url)
             + self._common_headers
         )
-        return headers + b"\r\n" + body + self._tail
+        return headers + b"\r\n" + self._full_body(recipient) + self._tail
 
     def _unsubscribe_headers(self, url: str) -> bytes:
         # Written by hand: the email package would RFC 2047-encode a long value, and mail
