@@ -23,9 +23,9 @@ from harness import SITE, machine, machine_line, write_post
 from subscribe import ledger, store
 from subscribe.addresses import normalize, to_ascii
 from subscribe.config import load_settings
+from subscribe.envelopes import post_builder
 from subscribe.ledger import Outcome, Owner
 from subscribe.models import DeliveryStatus, utcnow
-from subscribe.notifier import post_builder
 from subscribe.render import Recipient, message_id, smtp_data
 from subscribe.sources import from_markdown
 from subscribe.subscribers import clean_name, suppression_hash

@@ -51,6 +51,9 @@ def main() -> int:
     parser.add_argument("--gil", action="store_true", help="py-spy: GIL-holding samples only")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a subscribe setting"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.readers, args.connections, args.tool, args.top = 300, 4, "cprofile", 15
@@ -74,6 +77,7 @@ def main() -> int:
             database_url=db_url(ws.path("profile.db")),
             smtp_port=sink.port,
             smtp_connections=args.connections,
+            **dict(pair.split("=", 1) for pair in args.set),
         )
         if args.command == "notify":
             import_subscribers(csv, env, ws.dir)

@@ -12,8 +12,8 @@ import pytest
 from conftest import make_settings
 
 from subscribe.config import Settings
-from subscribe.notifier import post_builder
-from subscribe.render import Recipient, make_environment, smtp_data
+from subscribe.envelopes import post_builder
+from subscribe.render import Recipient, make_environment, smtp_data, smtp_unstuff
 from subscribe.sources import PostSpec
 
 
@@ -173,3 +173,30 @@ def test_fields_round_trip_through_quoted_printable() -> None:
         assert encoded.endswith(b"=\r\n")
         assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))
         assert binascii.a2b_qp(encoded) == value.encode("utf-8"), value
+
+
+WIRE_RECIPIENTS = [
+    *RECIPIENTS,
+    # Fields whose quoted-printable lines start with '.': at the start, and after a wrap.
+    Recipient(
+        "wrap@example.org", "." * 3 + "x" * 69 + ".after the wrap", "https://x.example/u/w", "<5@b>"
+    ),
+    Recipient("url@example.org", "", "https://x.example/u/" + "y" * 52 + ".z", "<6@b>"),
+]
+
+
+@pytest.mark.parametrize("recipient", WIRE_RECIPIENTS, ids=lambda r: r.email)
+@pytest.mark.parametrize("spliced", [True, False], ids=["spliced", "full render"])
+def test_wire_form_is_the_stuffed_message(
+    plain_settings: Settings, recipient: Recipient, spliced: bool
+) -> None:
+    # build_wire stuffs the post's static pieces at compile time and only the fields per
+    # reader: it must equal stuffing the whole message, and un-stuff back to it.
+    builder = post_builder(plain_settings, POST)
+    if not spliced:
+        builder._splice = False
+    plain = builder.build(recipient)
+    wire = builder.build_wire(recipient)
+    assert wire == smtp_data(plain)
+    assert b"\r\n." in plain  # the post has lines that need stuffing
+    assert smtp_unstuff(wire) == plain

@@ -24,9 +24,10 @@ from .cli_app import (
     now,
 )
 from .config import Settings
+from .envelopes import post_builder
 from .errors import DeliveryError, SourceError, SubscribeError
 from .models import Post, SubscriberStatus
-from .notifier import RunReport, post_builder
+from .notifier import RunReport
 from .render import Recipient, message_id
 from .sources import PostSpec, from_flags, from_markdown, read_feed
 from .tokens import tokens_for

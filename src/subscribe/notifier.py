@@ -19,18 +19,18 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from markupsafe import Markup
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from . import ledger
-from .addresses import to_ascii
 from .config import Settings
+from .envelopes import PostContent, RenderedItem
 from .errors import (
     AmbiguousDelivery,
     ConnectionDropped,
@@ -39,9 +39,8 @@ from .errors import (
     TransientDeliveryError,
 )
 from .ledger import Claimed, Outcome, Owner
-from .mailer import site_context
 from .models import DeliveryStatus, Post, UTCDateTime, utcnow
-from .render import MessageBuilder, Recipient, make_environment, message_id
+from .render_process import Renderer, make_renderer
 from .sender import Envelope, NextEnvelope, Sender, SenderFactory
 from .sources import PostSpec
 from .store import post_by_key
@@ -89,25 +88,6 @@ def register_post(session: Session, spec: PostSpec, *, now: datetime) -> Announc
     session.commit()
     session.refresh(post)
     return Announcement(post, enqueued, True)
-
-
-def post_context(settings: Settings, post: Post | PostSpec) -> dict[str, object]:
-    return {
-        **site_context(settings),
-        "post": {
-            "title": post.title,
-            "url": post.url,
-            "summary": post.summary,
-            # Our own Markdown rendering (raw HTML escaped), so it is trusted markup.
-            "body_html": Markup(post.body_html),
-            "published_at": post.published_at,
-        },
-    }
-
-
-def post_builder(settings: Settings, post: Post | PostSpec) -> MessageBuilder:
-    env = make_environment(settings.templates_dir)
-    return MessageBuilder(settings, env, "email/new_post", post_context(settings, post))
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -271,7 +251,7 @@ class Notifier:
         self._connections = connections or settings.smtp_connections
         self._on_progress = on_progress
         self.owner = owner or Owner.this_process()
-        self._builders: dict[int, tuple[MessageBuilder, str]] = {}
+        self._posts_known: set[int] = set()
         self._held: dict[int, Claimed] = {}
         self._stopping = False
         self._report = RunReport()
@@ -279,9 +259,6 @@ class Notifier:
         self._total = 0
         self._health = _RelayHealth(settings.relay_down_timeout, settings.connect_timeout)
         self._limiter = _RateLimiter(settings.send_rate)
-        # Parsed once: the sending loop needs them for every message.
-        self._mail_from = settings.mail_from_address
-        self._mail_domain = settings.mail_domain
 
     def request_stop(self) -> None:
         """Finish the messages in flight, hand the rest back, and return (SIGTERM, Ctrl-C)."""
@@ -300,6 +277,7 @@ class Notifier:
         cutoff = utcnow()
         self._total = await asyncio.to_thread(_count_due, self._engine, cutoff)
         budget = await asyncio.to_thread(self._daily_budget, cutoff)
+        renderer = make_renderer(self._settings, self._tokens, self._total)
         queue: asyncio.Queue[_Job | None] = asyncio.Queue(self._connections * QUEUE_PER_LANE)
         writer = ledger.OutcomeWriter(self._engine)
         recorder = _Recorder(writer)
@@ -309,7 +287,7 @@ class Notifier:
             asyncio.create_task(self._lane(self._sender_factory(), queue, recorder))
             for _ in range(self._connections)
         ]
-        producer = asyncio.create_task(self._produce(queue, cutoff, budget))
+        producer = asyncio.create_task(self._produce(queue, renderer, cutoff, budget))
         error: BaseException | None = None
         try:
             results = await asyncio.gather(*lanes, return_exceptions=True)
@@ -328,6 +306,7 @@ class Notifier:
             for lane in lanes:
                 if not lane.done():
                     lane.cancel()
+            renderer.close()
             recorder.close()
             await asyncio.gather(recorder_task, return_exceptions=True)
             writer.close()
@@ -350,7 +329,11 @@ class Notifier:
         return max(self._settings.daily_limit - ledger.sent_since(self._engine, since=day_start), 0)
 
     async def _produce(
-        self, queue: asyncio.Queue[_Job | None], cutoff: datetime, budget: int | None
+        self,
+        queue: asyncio.Queue[_Job | None],
+        renderer: Renderer,
+        cutoff: datetime,
+        budget: int | None,
     ) -> None:
         try:
             while not self._stopping:
@@ -376,17 +359,52 @@ class Notifier:
                     break
                 for item in claimed:
                     self._held[item.delivery_id] = item
-                await self._load_builders({item.post_id for item in claimed})
-                for item in claimed:
-                    if self._stopping:
-                        break
-                    await queue.put(self._job(item))
+                await self._add_posts(renderer, {item.post_id for item in claimed})
+                await self._queue_rendered(queue, renderer, claimed)
         finally:
             for _ in range(self._connections):
                 await queue.put(None)  # room is there: lanes drain it, or run() empties it
 
-    async def _load_builders(self, post_ids: set[int]) -> None:
-        missing = [pid for pid in post_ids if pid not in self._builders]
+    async def _queue_rendered(
+        self, queue: asyncio.Queue[_Job | None], renderer: Renderer, claimed: list[Claimed]
+    ) -> None:
+        """Render in slices, up to ``renderer.ahead`` of them asked for at once (a render
+        process works on the next while these are queued), and queue the jobs in order."""
+        in_flight: deque[tuple[list[Claimed], asyncio.Future[list[RenderedItem]]]] = deque()
+        try:
+            for start in range(0, len(claimed), renderer.batch):
+                part = claimed[start : start + renderer.batch]
+                items = [
+                    (c.delivery_id, c.post_id, c.subscriber_id, c.email, c.email_key, c.name)
+                    for c in part
+                ]
+                in_flight.append((part, asyncio.ensure_future(renderer.render(items))))
+                if len(in_flight) < renderer.ahead:
+                    continue
+                if not await self._queue_slice(queue, *in_flight.popleft()):
+                    return
+            while in_flight:
+                if not await self._queue_slice(queue, *in_flight.popleft()):
+                    return
+        finally:
+            for _, rendering in in_flight:
+                rendering.cancel()
+
+    async def _queue_slice(
+        self,
+        queue: asyncio.Queue[_Job | None],
+        part: list[Claimed],
+        rendering: asyncio.Future[list[RenderedItem]],
+    ) -> bool:
+        """False when the run is stopping (the rest stays held and is released)."""
+        for item, (mail_from, recipient, wire, mid) in zip(part, await rendering, strict=True):
+            if self._stopping:
+                return False
+            await queue.put(_Job(item, Envelope.from_wire(mail_from, recipient, wire), mid))
+        return not self._stopping
+
+    async def _add_posts(self, renderer: Renderer, post_ids: set[int]) -> None:
+        missing = post_ids - self._posts_known
         if not missing:
             return
 
@@ -396,30 +414,18 @@ class Notifier:
 
         for post in await asyncio.to_thread(load):
             assert post.id is not None
-            self._builders[post.id] = (post_builder(self._settings, post), post.key)
-
-    def _job(self, item: Claimed) -> _Job:
-        builder, post_key = self._builders[item.post_id]
-        mid = message_id(self._mail_domain, post_key=post_key, subscriber_id=item.subscriber_id)
-        token = self._tokens.unsubscribe_token(item.subscriber_id, item.email_key)
-        recipient = Recipient(
-            email=to_ascii(item.email),
-            name=item.name,
-            unsubscribe_url=f"{self._settings.base_url}/unsubscribe/{token}",
-            message_id=mid,
-        )
-        envelope = Envelope(
-            self._return_path(item.delivery_id), recipient.email, builder.build(recipient)
-        )
-        return _Job(item, envelope, mid)
-
-    def _return_path(self, delivery_id: int) -> str:
-        """VERP when a bounce address is set: bounces+TOKEN@domain names the delivery."""
-        bounce = self._settings.bounce_address
-        if not bounce:
-            return self._mail_from
-        local, _, domain = bounce.rpartition("@")
-        return f"{local}+{self._tokens.bounce_token(delivery_id)}@{domain}"
+            renderer.add_post(
+                PostContent(
+                    post.id,
+                    post.key,
+                    post.title,
+                    post.url,
+                    post.summary,
+                    post.body_html,
+                    post.published_at,
+                )
+            )
+            self._posts_known.add(post.id)
 
     async def _lane(
         self, sender: Sender, queue: asyncio.Queue[_Job | None], recorder: _Recorder

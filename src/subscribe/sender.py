@@ -30,17 +30,52 @@ from .errors import (
     RelayUnavailable,
     TransientDeliveryError,
 )
-from .render import smtp_data
+from .render import smtp_data, smtp_unstuff
 from .smtp_protocol import PipelineProtocol
 
 _ENHANCED_STATUS = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 
-@dataclass(frozen=True, slots=True)
 class Envelope:
-    mail_from: str
-    recipient: str
-    message: bytes  # CRLF line endings, not dot-stuffed
+    """One message for one recipient: the return path, the recipient, and the message,
+    as plain CRLF bytes or already in DATA's wire form (dot-stuffed, ending in the lone
+    dot line). Either form is made from the other on first use; the sending path asks
+    for ``wire``, so a message rendered straight to it is never stuffed at send time."""
+
+    __slots__ = ("_message", "_wire", "mail_from", "recipient")
+
+    def __init__(self, mail_from: str, recipient: str, message: bytes) -> None:
+        self.mail_from = mail_from
+        self.recipient = recipient
+        self._message: bytes | None = message
+        self._wire: bytes | None = None
+
+    @classmethod
+    def from_wire(cls, mail_from: str, recipient: str, wire: bytes) -> Envelope:
+        envelope = cls.__new__(cls)
+        envelope.mail_from = mail_from
+        envelope.recipient = recipient
+        envelope._message = None
+        envelope._wire = wire
+        return envelope
+
+    @property
+    def message(self) -> bytes:
+        """CRLF line endings, not dot-stuffed."""
+        if self._message is None:
+            assert self._wire is not None
+            self._message = smtp_unstuff(self._wire)
+        return self._message
+
+    @property
+    def wire(self) -> bytes:
+        if self._wire is None:
+            assert self._message is not None
+            self._wire = smtp_data(self._message)
+        return self._wire
+
+    def __repr__(self) -> str:
+        return f"Envelope({self.mail_from!r}, {self.recipient!r}, {len(self.wire)} bytes)"
 
 
 # Asked once the server has accepted an envelope: the message the caller will send next on
@@ -171,7 +206,7 @@ class SMTPSender:
         data_began = False
         protocol.arm(timeout)
         try:
-            if self._ahead == envelope:
+            if self._ahead is envelope:
                 self._ahead = None
                 responses = await protocol.replies(3)
             else:
@@ -202,7 +237,7 @@ class SMTPSender:
                 await self._reset(None)
                 raise _rejection("DATA", data)
             data_began = True
-            payload = smtp_data(envelope.message)
+            payload = envelope.wire
             following = then() if then is not None and self._pipelining else None
             if following is not None:
                 payload += _envelope_commands(following)

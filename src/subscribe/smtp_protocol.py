@@ -86,12 +86,16 @@ class PipelineProtocol(SMTPProtocol):
                 waiter.set_result(None)
 
     def _parse(self) -> None:
-        """Move every complete reply from the byte buffer to the reply queue."""
+        """Move every complete reply from the byte buffer to the reply queue: the complete
+        lines are cut off in one piece and split once (most packets hold only those)."""
         buffer = self._buffer
-        start = 0
-        while (end := buffer.find(b"\n", start)) >= 0:
-            line = bytes(buffer[start:end])
-            start = end + 1
+        end = buffer.rfind(b"\n")
+        if end < 0:
+            return
+        lines = bytes(buffer[:end]).split(b"\n")
+        del buffer[: end + 1]
+        continued = self._continued
+        for line in lines:
             try:
                 code = int(line[:3])
             except ValueError:
@@ -99,13 +103,13 @@ class PipelineProtocol(SMTPProtocol):
                 raise MalformedReply(
                     f"malformed SMTP reply: {line[:80].decode('utf-8', 'replace')!r}"
                 ) from None
-            self._continued.append(line[4:].strip(b" \t\r\n"))
+            continued.append(line[4:].strip(b" \t\r\n"))
             if line[3:4] != b"-":
-                text = b"\n".join(self._continued).decode("utf-8", "surrogateescape")
-                self._continued = []
+                text = (continued[0] if len(continued) == 1 else b"\n".join(continued)).decode(
+                    "utf-8", "surrogateescape"
+                )
+                continued.clear()
                 self._replies.append(SMTPResponse(code, text))
-        if start:
-            del buffer[:start]
 
     def has_unread(self) -> bool:
         return bool(self._replies or self._buffer or self._continued)
