@@ -129,6 +129,7 @@ class _RateLimiter:
     def __init__(self, rate: float) -> None:
         self._interval = 1.0 / rate if rate > 0 else 0.0
         self._next = 0.0
+        self.active = self._interval > 0
 
     async def wait(self) -> None:
         if not self._interval:
@@ -468,7 +469,8 @@ class Notifier:
         drops = 0
         delivered_at_first_drop = 0
         while True:
-            await self._limiter.wait()
+            if self._limiter.active:
+                await self._limiter.wait()
             attempt_started = time.monotonic()
             try:
                 await sender.send(job.envelope, then)

@@ -193,16 +193,24 @@ def _with_soft_break(encoded: bytes) -> bytes:
     return head + separator + last + _SOFT_BREAK
 
 
-def _field_values(recipient: Recipient) -> dict[str, bytes]:
+def _field_values(recipient: Recipient, *, stuffed: bool = False) -> dict[str, bytes]:
     """The per-recipient fields, quoted-printable, for both parts: ``text.`` and ``html.``
-    slots (HTML-escaped there, which most addresses and URLs do not need)."""
+    slots (HTML-escaped there, which most addresses and URLs do not need); ``stuffed``:
+    dot-stuffed for the wire form (each value starts a line)."""
     values = {}
     for field in FIELDS:
         value: str = getattr(recipient, field)
+        if not value:
+            values["text." + field] = values["html." + field] = _SOFT_BREAK
+            continue
         encoded = _qp_field(value)
+        if stuffed:
+            encoded = _stuffed(encoded)
         values["text." + field] = encoded
         if not _HTML_SPECIAL.isdisjoint(value):
             encoded = _qp_field(str(escape(value)))
+            if stuffed:
+                encoded = _stuffed(encoded)
         values["html." + field] = encoded
     return values
 
@@ -350,8 +358,7 @@ class MessageBuilder:
             return smtp_data(self._full_message(recipient))
         # Headers never start a line with '.' (names, or folding whitespace): only the
         # body fields need stuffing.
-        fields = {name: _stuffed(value) for name, value in _field_values(recipient).items()}
-        return compiled[2].fill(self._values(recipient, fields))
+        return compiled[2].fill(self._values(recipient, _field_values(recipient, stuffed=True)))
 
     def _values(self, recipient: Recipient, fields: dict[str, bytes]) -> dict[str, bytes]:
         fields["to"] = address_header("To", recipient.name, recipient.email)
@@ -422,7 +429,7 @@ def _stuffed(text: bytes) -> bytes:
     """Dot-stuffing of bytes that start a line: every line-leading '.' doubled. Scanning
     10 KB for CRLF '.' costs ~10 us, so messages are stuffed piece by piece at compile
     time, and per recipient only the short fields; '.' is searched first (memchr)."""
-    if b"." not in text:
+    if b"." not in text or (text[:1] != b"." and b"\n." not in text):
         return text
     stuffed = text.replace(b"\r\n.", b"\r\n..")
     return b"." + stuffed if stuffed.startswith(b".") else stuffed

@@ -215,27 +215,8 @@ class SMTPSender:
                     protocol = await self._connect()
                     protocol.arm(timeout)
                 responses = await self._envelope_replies(protocol, _envelope_commands(envelope))
-            mail, rcpt, data = ([*responses, None, None])[:3]  # type: ignore[list-item]
-            if any(r is not None and r.code == 421 for r in responses):
-                raise ConnectionDropped(
-                    f"the relay closed the session: 421 {responses[-1].message}", 421
-                )
-            if mail.code >= 400:
-                await self._reset(data)
-                if mail.code >= 500:
-                    raise RelayFatal(
-                        f"the relay refused the sender <{envelope.mail_from}>: "
-                        f"{mail.code} {mail.message}",
-                        mail.code,
-                    )
-                raise _rejection("MAIL", mail)
-            if rcpt is not None and rcpt.code >= 300:
-                await self._reset(data)
-                raise _rejection("RCPT", rcpt)
-            assert data is not None
-            if data.code != 354:
-                await self._reset(None)
-                raise _rejection("DATA", data)
+            if not _usual_envelope_answer(responses):
+                await self._refused_envelope(responses, envelope)
             data_began = True
             payload = envelope.wire
             following = then() if then is not None and self._pipelining else None
@@ -268,6 +249,31 @@ class SMTPSender:
         if final.code != 250:
             raise _rejection("end of DATA", final)
         self.messages_on_connection += 1
+
+    async def _refused_envelope(self, responses: list[SMTPResponse], envelope: Envelope) -> None:
+        """Raise what a refusal of MAIL, RCPT or DATA means, after leaving the session ready
+        for the next transaction."""
+        mail, rcpt, data = ([*responses, None, None])[:3]  # type: ignore[list-item]
+        if any(r is not None and r.code == 421 for r in responses):
+            raise ConnectionDropped(
+                f"the relay closed the session: 421 {responses[-1].message}", 421
+            )
+        if mail.code >= 400:
+            await self._reset(data)
+            if mail.code >= 500:
+                raise RelayFatal(
+                    f"the relay refused the sender <{envelope.mail_from}>: "
+                    f"{mail.code} {mail.message}",
+                    mail.code,
+                )
+            raise _rejection("MAIL", mail)
+        if rcpt is not None and rcpt.code >= 300:
+            await self._reset(data)
+            raise _rejection("RCPT", rcpt)
+        assert data is not None
+        if data.code != 354:
+            await self._reset(None)
+            raise _rejection("DATA", data)
 
     async def _envelope_replies(
         self, protocol: PipelineProtocol, commands: bytes
@@ -320,6 +326,15 @@ class SMTPSender:
             with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
                 await asyncio.wait_for(smtp.quit(), timeout=5)
         self._drop()
+
+
+def _usual_envelope_answer(responses: list[SMTPResponse]) -> bool:
+    return (
+        len(responses) == 3
+        and responses[0].code == 250
+        and responses[1].code == 250
+        and responses[2].code == 354
+    )
 
 
 def _envelope_commands(envelope: Envelope) -> bytes:

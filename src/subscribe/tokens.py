@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-import hmac
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,14 +46,23 @@ class _FastSigner:
     """
 
     def __init__(self, secret_keys: list[str], salt: str) -> None:
-        self._key = Signer(secret_keys, salt=salt).derive_key()
+        key = Signer(secret_keys, salt=salt).derive_key().ljust(64, b"\0")  # SHA-1 block
+        # HMAC's two keyed SHA-1 states, computed once: a token then costs two hash copies
+        # (~2.5 us) instead of OpenSSL's one-shot HMAC set-up (~4 us).
+        self._inner = hashlib.sha1(key.translate(_IPAD))
+        self._outer = hashlib.sha1(key.translate(_OPAD))
 
     def sign(self, payload: bytes) -> str:
         encoded = _urlsafe_b64(payload)
-        signature = _urlsafe_b64(hmac.digest(self._key, encoded, "sha1"))
-        return (encoded + b"." + signature).decode("ascii")
+        inner = self._inner.copy()
+        inner.update(encoded)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return (encoded + b"." + _urlsafe_b64(outer.digest())).decode("ascii")
 
 
+_IPAD = bytes(byte ^ 0x36 for byte in range(256))
+_OPAD = bytes(byte ^ 0x5C for byte in range(256))
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
