@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -20,6 +21,20 @@ from .notifier import Announcement, Notifier, ProgressCallback, RunReport, regis
 from .sender import SenderFactory
 from .sources import Feed, PostSpec
 from .tokens import Tokens
+
+T = TypeVar("T")
+
+
+def run_sending(main: Coroutine[Any, Any, T]) -> T:
+    """Run a sending loop on uvloop where it is installed (Linux, macOS): the loop's own
+    work (polling, callbacks, socket reads and writes) is a third of a sending process's
+    time per message on the standard loop, and uvloop does it in C."""
+    try:
+        import uvloop
+    except ImportError:  # Windows: the standard loop
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +111,7 @@ def send_due(
         with _stop_signals(notifier.request_stop):
             return await notifier.run()
 
-    return asyncio.run(run())
+    return run_sending(run())
 
 
 def run_worker(
@@ -147,7 +162,7 @@ def run_worker(
                 if not report.processed:
                     await _sleep_unless(stopped, poll_seconds)
 
-    asyncio.run(run())
+    run_sending(run())
 
 
 async def _sleep_unless(stopped: asyncio.Event, seconds: float) -> None:

@@ -56,6 +56,10 @@ class PipelineProtocol(SMTPProtocol):
         protocol._deadline = None
         protocol._timer = None
         protocol._failure = None
+        if protocol.transport is not None:
+            # uvloop's transports cache the protocol's bound methods: hand the protocol
+            # over again so that they pick up this class's data_received.
+            protocol.transport.set_protocol(protocol)
         return protocol
 
     def leave_transaction_mode(self) -> None:
