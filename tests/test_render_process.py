@@ -19,7 +19,7 @@ import pytest
 from conftest import make_settings
 from faultserver import FaultServer, announce_post, seed_subscribers
 
-from subscribe import campaign, store
+from subscribe import campaign, render_process, store
 from subscribe.envelopes import PostContent
 from subscribe.render import smtp_unstuff
 from subscribe.render_process import InlineRenderer, ProcessRenderer, make_renderer
@@ -29,6 +29,23 @@ from subscribe.tokens import tokens_for
 pytestmark = pytest.mark.timeout(120)
 
 READERS = 240  # a few render batches of 100, and the inline warm-up before the process is up
+
+
+@pytest.fixture
+def eager_process(monkeypatch: pytest.MonkeyPatch) -> list[ProcessRenderer]:
+    """The render process for any run size, and up before the run renders anything (else
+    a small run may finish on the inline warm-up alone). Lists the renderers made."""
+    made: list[ProcessRenderer] = []
+    original = ProcessRenderer.__init__
+
+    def init(self: ProcessRenderer, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        self._started.result(timeout=60)
+        made.append(self)
+
+    monkeypatch.setattr(render_process, "RENDER_PROCESS_MIN_MESSAGES", 0)
+    monkeypatch.setattr(ProcessRenderer, "__init__", init)
+    return made
 
 
 def _run(tmp_path: Path, render_process: str) -> dict[str, EmailMessage]:
@@ -64,9 +81,13 @@ def _run(tmp_path: Path, render_process: str) -> dict[str, EmailMessage]:
         server.stop()
 
 
-def test_render_process_sends_what_inline_rendering_sends(tmp_path: Path) -> None:
+def test_render_process_sends_what_inline_rendering_sends(
+    tmp_path: Path, eager_process: list[ProcessRenderer]
+) -> None:
     inline = _run(tmp_path, "off")
+    assert eager_process == []
     spawned = _run(tmp_path, "on")
+    assert len(eager_process) == 1 and not eager_process[0]._broken
     assert sorted(spawned) == sorted(inline) and len(spawned) == READERS
     tokens = tokens_for(
         make_settings("sqlite://", None, secret_key="one key for both runs, so tokens compare")
@@ -113,8 +134,8 @@ def test_the_render_process_renders_what_the_inline_renderer_renders(tmp_path: P
         assert ours.get_body(("plain",)).get_content() == theirs.get_body(("plain",)).get_content()
 
 
-def test_auto_uses_a_process_only_for_big_runs(tmp_path: Path) -> None:
-    settings = make_settings(f"sqlite:///{tmp_path / 'x.db'}", None, render_process="auto")
+def test_a_process_only_when_asked_and_for_big_runs(tmp_path: Path) -> None:
+    settings = make_settings(f"sqlite:///{tmp_path / 'x.db'}", None, render_process="on")
     tokens = tokens_for(settings)
     small = make_renderer(settings, tokens, 100)
     assert isinstance(small, InlineRenderer)

@@ -48,9 +48,10 @@ class Settings(BaseSettings):
     relay_down_timeout: float = Field(default=30.0, gt=0)
     lease_seconds: float = Field(default=60.0, gt=0, le=60)
     batch_size: int = Field(default=500, ge=1)
-    # Messages made in a second process so that sending gets a core of its own: "auto"
-    # does it for runs of 5,000 or more on a machine with more than one core.
-    render_process: Literal["auto", "on", "off"] = "auto"
+    # "on": big runs make their messages in a second process, so that sending has a core
+    # to itself. It pays only where a core is idle while notify is CPU-bound: with the
+    # relay on the same two-core machine it costs CPU and gains nothing (bench/README.md).
+    render_process: Literal["on", "off"] = "off"
 
     confirm_max_age: int = Field(default=7 * 24 * 3600, gt=0)
     feed_url: str = ""

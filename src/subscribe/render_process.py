@@ -1,12 +1,16 @@
 """Rendering beside the sending loop: inline, or in a second process for big runs.
 
-A sending process is CPU-bound on one core (the GIL), and about 40% of its time per
-message is making the message (template fill, token, Message-ID). For a big run that work
-moves to a render process, so sending and rendering each get a core. The process is
-spawned (a fresh interpreter: nothing of the parent's database connections or threads is
-inherited), gets the settings once, holds an ``EnvelopeFactory``, and answers batches of
-plain tuples. It never touches the database: the sending process claims, records and
-releases, so stopping or killing either one changes nothing in the ledger's guarantees.
+A sending process is CPU-bound on one core (the GIL), and about a third of its time per
+message is making the message (template fill, token, Message-ID). With
+SUBSCRIBE_RENDER_PROCESS=on, a big run moves that work to a render process, so sending and
+rendering each get a core; shipping 10 KB a message between processes costs CPU, so it
+pays only where a core would otherwise idle (not with the relay on the same small box).
+
+The process is spawned (a fresh interpreter: nothing of the parent's database connections
+or threads is inherited), gets the settings once, holds an ``EnvelopeFactory``, and
+answers batches of plain tuples. It never touches the database: the sending process
+claims, records and releases, so stopping or killing either one changes nothing in the
+ledger's guarantees.
 """
 
 from __future__ import annotations
@@ -122,10 +126,9 @@ class ProcessRenderer:
 
 
 def make_renderer(settings: Settings, tokens: Tokens, due: int) -> Renderer:
-    """A render process when the run is big enough and there is a core for it (the
-    process makes its tokens from the same settings)."""
-    mode = settings.render_process
+    """A render process when it is asked for, the run is big enough and there is a core
+    for it (the process makes its tokens from the same settings)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if mode == "on" or (mode == "auto" and due >= RENDER_PROCESS_MIN_MESSAGES and (cores or 1) > 1):
+    if settings.render_process == "on" and due >= RENDER_PROCESS_MIN_MESSAGES and (cores or 1) > 1:
         return ProcessRenderer(settings, tokens)
     return InlineRenderer(settings, tokens)
