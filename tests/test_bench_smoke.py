@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import require_service
+from pgserver import postgres_available
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
@@ -49,17 +51,31 @@ FIGURES: dict[tuple[str, ...], list[str]] = {
         "rate: SUBSCRIBE_SEND_RATE=50: achieved",
         "rate: daily limit 20 of 60 readers",
     ],
+    # Starts its own PostgreSQL server (tests/pgserver.py).
+    ("workers.py",): [
+        "machine:",
+        "workers, PostgreSQL, 4 connections in all",
+        "workers: exactly once, 2 workers into recsink: 300 readers received",
+    ],
     # Tools rather than targets: they print measurements, no ratios.
     ("profile.py",): ["machine:", "profiled: subscribe notify, 300 readers", "profile:"],
     ("micro.py",): ["machine:", "message:", "micro: tokens.unsubscribe_token"],
+    ("ab.py", "render_process=off", "render_process=on"): [
+        "machine:",
+        "ab: render_process=off: median",
+        "ab: render_process=on: median",
+    ],
 }
-TOOLS = {"profile.py", "micro.py"}
+TOOLS = {"profile.py", "micro.py", "ab.py"}
+NEEDS_POSTGRES = {"workers.py"}
 
 
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("command", sorted(FIGURES), ids=" ".join)
 def test_bench_script_smoke(command: tuple[str, ...], tmp_path: Path) -> None:
     script, *extra = command
+    if script in NEEDS_POSTGRES:
+        require_service(postgres_available())
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUBSCRIBE_")}
     result = subprocess.run(
         [sys.executable, str(BENCH / script), "--smoke", *extra],
