@@ -515,8 +515,8 @@ def announce_post(engine: Any, url: str = "https://blog.example/faults") -> int:
     """Register a post and enqueue its deliveries, as `notify` does; returns the post id."""
     from sqlmodel import Session
 
+    from subscribe.announce import register_post
     from subscribe.models import utcnow
-    from subscribe.notifier import register_post
     from subscribe.sources import from_flags
 
     with Session(engine) as session:

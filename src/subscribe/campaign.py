@@ -14,10 +14,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from . import store
+from .announce import Announcement, register_post
 from .config import Settings
 from .errors import DeliveryError, RelayUnavailable
 from .ledger import Owner
-from .notifier import Announcement, Notifier, ProgressCallback, RunReport, register_post
+from .notifier import Notifier, ProgressCallback, RunReport
 from .sender import SenderFactory
 from .sources import Feed, PostSpec
 from .tokens import Tokens

@@ -1,24 +1,25 @@
-"""Announce posts and run the sending loop over the delivery ledger.
+"""The sending loop over the delivery ledger.
 
-    claim (thread) -> render -> bounded queue -> N lanes (one SMTP connection each)
-                                                  -> recorder (group commit, thread)
+    claim (thread) -> render (inline or render process) -> bounded queue
+        -> N lanes (one SMTP connection each) -> group commit (writer thread)
 
 A producer claims due deliveries in batches and renders them; each lane sends one message
-at a time on its own connection and waits until its outcome is committed before it takes
-the next, so a hard kill can repeat at most one accepted message per connection. The
-recorder commits the outcomes of all lanes together (group commit), so the ledger costs
-one transaction per handful of messages, not one per message. The database never blocks
-the event loop: claims and commits run in worker threads.
+at a time on its own connection and waits until its outcome is committed before it sends
+the next body (the next envelope may already be on its way, pipelined behind this body),
+so a hard kill can repeat at most one accepted message per connection. The outcomes of
+all lanes are committed together (``group_commit``), so the ledger costs one transaction
+per handful of messages, not one per message. The database never blocks the event loop:
+claims run in worker threads, commits in the writer thread.
 
 A pass sends what was due when it started; deliveries deferred during the pass wait for
 the next pass (``subscribe notify``/``resume`` again, or a ``worker`` that keeps polling).
+Announcing a post is ``announce``; pacing and relay health are ``pacing``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -39,12 +40,12 @@ from .errors import (
     RelayUnavailable,
     TransientDeliveryError,
 )
+from .group_commit import GroupCommit
 from .ledger import Claimed, Outcome, Owner
 from .models import DeliveryStatus, Post, UTCDateTime, utcnow
+from .pacing import RateLimiter, RelayHealth
 from .render_process import Renderer, make_renderer
 from .sender import Envelope, NextEnvelope, Sender, SenderFactory
-from .sources import PostSpec
-from .store import post_by_key
 from .tokens import Tokens
 
 MAX_RETRY_DELAY = 3600.0
@@ -52,43 +53,6 @@ MAX_DROPS_PER_MESSAGE = 3
 QUEUE_PER_LANE = 8
 
 ProgressCallback = Callable[[int, int], None]  # (done, total)
-
-
-# -- announcing ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Announcement:
-    post: Post
-    enqueued: int
-    is_new: bool  # False: the post was announced before, so this run resumes it
-
-
-def register_post(session: Session, spec: PostSpec, *, now: datetime) -> Announcement:
-    """Store the post and enqueue one delivery per confirmed subscriber, in one transaction.
-
-    Idempotent by the post's key: announcing the same post again enqueues nothing, so a
-    re-run only resumes what is left.
-    """
-    existing = post_by_key(session, key=spec.key)
-    if existing is not None:
-        return Announcement(existing, 0, False)
-    post = Post(
-        key=spec.key,
-        title=spec.title,
-        url=spec.url,
-        summary=spec.summary,
-        body_html=spec.body_html,
-        published_at=spec.published_at,
-        created_at=now,
-    )
-    session.add(post)
-    session.flush()
-    assert post.id is not None
-    enqueued = ledger.enqueue(session.connection(), post_id=post.id, now=now)
-    session.commit()
-    session.refresh(post)
-    return Announcement(post, enqueued, True)
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -121,62 +85,6 @@ class RunReport:
         )
 
 
-# -- pacing and relay health ----------------------------------------------------------------
-
-
-class _RateLimiter:
-    """Evenly spaced send slots: SUBSCRIBE_SEND_RATE messages per second over all lanes."""
-
-    def __init__(self, rate: float) -> None:
-        self._interval = 1.0 / rate if rate > 0 else 0.0
-        self._next = 0.0
-        self.active = self._interval > 0
-
-    async def wait(self) -> None:
-        if not self._interval:
-            return
-        now = time.monotonic()
-        slot = max(now, self._next)
-        self._next = slot + self._interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
-
-
-class _RelayHealth:
-    """Backs off while the relay is unreachable and gives up before ``deadline`` seconds.
-
-    Any success resets it. Giving up re-raises the last error so the run ends with a
-    one-line reason; the deliveries in hand are released untouched.
-    """
-
-    def __init__(self, deadline: float, attempt_timeout: float) -> None:
-        self._deadline = deadline
-        self._attempt_timeout = attempt_timeout
-        self._first_failure: float | None = None
-        self._failures = 0
-        self.answered = 0  # transactions the relay answered (250, 4xx or 5xx) in this run
-
-    def ok(self) -> None:
-        self.answered += 1
-        self._first_failure = None
-        self._failures = 0
-
-    def failed(self, error: Exception, attempt_started: float) -> float:
-        """Seconds to wait before the next attempt; re-raises ``error`` when it is time to
-        give up. Time counts from the start of the first failed attempt, so that a relay
-        that lets us wait for its greeting is given up on within the deadline too."""
-        now = time.monotonic()
-        if self._first_failure is None or attempt_started < self._first_failure:
-            self._first_failure = attempt_started
-        delay = 0.0 if self._failures == 0 else min(0.25 * 2 ** (self._failures - 1), 8.0)
-        self._failures += 1
-        if now - self._first_failure + delay + self._attempt_timeout > self._deadline:
-            if isinstance(error, RelayUnavailable):
-                raise error
-            raise RelayUnavailable(f"the relay keeps closing the session: {error}") from None
-        return delay
-
-
 # -- the sending loop --------------------------------------------------------------------------
 
 
@@ -185,74 +93,6 @@ class _Job:
     claimed: Claimed
     envelope: Envelope
     message_id: str
-
-
-class _Recorder:
-    """Group commit: the outcomes of all lanes go to the ledger together, from a writer
-    thread of its own that commits back to back while there is work.
-
-    A lane's next body waits for its last outcome's commit, so the commit's latency is
-    the lanes' idle time. Run from the event loop (``to_thread`` per batch), each commit
-    also waited for the loop to notice the thread had finished before the next could
-    start; here the writer takes the next batch at once, and the loop only resolves the
-    one future that the lanes of a batch share.
-    """
-
-    def __init__(self, writer: ledger.OutcomeWriter) -> None:
-        self._writer = writer
-        self._loop = asyncio.get_running_loop()
-        self._lock = threading.Lock()  # guards _pending, _committed and _closed
-        self._pending: list[Outcome] = []
-        self._committed: asyncio.Future[None] | None = None  # for the outcomes in _pending
-        self._closed = False
-        self._work = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="subscribe-ledger", daemon=True)
-        self._thread.start()
-
-    async def record(self, outcome: Outcome) -> None:
-        with self._lock:
-            self._pending.append(outcome)
-            committed = self._committed
-            if committed is None:
-                committed = self._committed = self._loop.create_future()
-                self._work.set()
-        await committed
-
-    async def close(self) -> None:
-        """Commit what is pending, then stop the thread."""
-        with self._lock:
-            self._closed = True
-            self._work.set()
-        await asyncio.to_thread(self._thread.join)
-
-    def _run(self) -> None:
-        while True:
-            self._work.wait()
-            with self._lock:
-                self._work.clear()
-                batch, committed = self._pending, self._committed
-                self._pending, self._committed = [], None
-                closed = self._closed
-            if committed is not None:
-                try:
-                    self._writer.record(batch, now=utcnow())
-                except Exception as exc:  # a database error: every waiting lane must hear it
-                    self._loop.call_soon_threadsafe(_settle, committed, exc)
-                else:
-                    self._loop.call_soon_threadsafe(_settle, committed, None)
-            elif closed:
-                return
-
-
-def _settle(committed: asyncio.Future[None], error: Exception | None) -> None:
-    # A lane cancelled while waiting cancels the shared future: that happens only when the
-    # whole run is torn down, and then nobody waits for the others either.
-    if committed.done():
-        return
-    if error is None:
-        committed.set_result(None)
-    else:
-        committed.set_exception(error)
 
 
 class Notifier:
@@ -282,8 +122,8 @@ class Notifier:
         self._report = RunReport()
         self._done = 0
         self._total = 0
-        self._health = _RelayHealth(settings.relay_down_timeout, settings.connect_timeout)
-        self._limiter = _RateLimiter(settings.send_rate)
+        self._health = RelayHealth(settings.relay_down_timeout, settings.connect_timeout)
+        self._limiter = RateLimiter(settings.send_rate)
 
     def request_stop(self) -> None:
         """Finish the messages in flight, hand the rest back, and return (SIGTERM, Ctrl-C)."""
@@ -305,7 +145,7 @@ class Notifier:
         renderer = make_renderer(self._settings, self._tokens, self._total)
         queue: asyncio.Queue[_Job | None] = asyncio.Queue(self._connections * QUEUE_PER_LANE)
         writer = ledger.OutcomeWriter(self._engine)
-        recorder = _Recorder(writer)
+        recorder = GroupCommit(writer)
         lease_task = asyncio.create_task(self._renew_leases())
         lanes = [
             asyncio.create_task(self._lane(self._sender_factory(), queue, recorder))
@@ -451,7 +291,7 @@ class Notifier:
             self._posts_known.add(post.id)
 
     async def _lane(
-        self, sender: Sender, queue: asyncio.Queue[_Job | None], recorder: _Recorder
+        self, sender: Sender, queue: asyncio.Queue[_Job | None], recorder: GroupCommit
     ) -> None:
         try:
             job = await queue.get()
