@@ -1,0 +1,165 @@
+"""Reading bounce messages: MIME walking and the small text helpers the parsers share.
+
+The parts of a report are walked without descending into enclosed messages; header values
+are decoded and unfolded to one line; addresses are found with a bounded, linear pattern.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from email import message_from_bytes
+from email.errors import MessageError
+from email.header import decode_header, make_header
+from email.message import Message
+from email.parser import HeaderParser
+from email.policy import compat32
+
+DIAGNOSTIC_MAX = 300
+
+_LINE_BACK = 200  # characters looked back for the start of a line
+
+_ENCLOSED_MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
+
+_ENCLOSED_HEADER_TYPES = frozenset({"text/rfc822-headers", "message/global-headers"})
+
+# Bounded, un-nested quantifiers and a lookbehind anchoring the start of a run keep the
+# search linear on hostile input; ``normalize_address`` trims what this lets through.
+ADDRESS_PATTERN = re.compile(
+    r"(?<![A-Za-z0-9!#$%&'*+/=?^_`{|}~.-])[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}"
+    r"@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}(?![A-Za-z0-9-])"
+)
+
+
+def line_start(text: str, pos: int) -> int:
+    """Start of the line holding ``pos``, looking back at most ``_LINE_BACK`` characters."""
+    floor = max(0, pos - _LINE_BACK)
+    newline = text.rfind("\n", floor, pos)
+    return newline + 1 if newline >= 0 else floor
+
+
+def original_headers(parts: list[Message]) -> list[Message]:
+    """Header blocks of the original message enclosed in the report, in order of appearance."""
+    found: list[Message] = []
+    for part in parts:
+        ctype = part.get_content_type()
+        if ctype in _ENCLOSED_MESSAGE_TYPES:
+            found.append(_enclosed_message(part))
+        elif ctype in _ENCLOSED_HEADER_TYPES:
+            found.append(HeaderParser(policy=compat32).parsestr(part_text(part).lstrip()))
+    return found
+
+
+def _enclosed_message(part: Message) -> Message:
+    payload = part.get_payload()
+    if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+        return payload[0]
+    data = part.get_payload(decode=True)
+    return message_from_bytes(data.lstrip() if isinstance(data, bytes) else b"", policy=compat32)
+
+
+def report_parts(msg: Message) -> Iterator[Message]:
+    """The message and its parts, not descending into enclosed messages or DSN blocks."""
+    yield msg
+    if msg.get_content_maintype() == "message":
+        return
+    payload = msg.get_payload()
+    if isinstance(payload, list):
+        for sub in payload:
+            if isinstance(sub, Message):
+                yield from report_parts(sub)
+
+
+def is_report_text(part: Message) -> bool:
+    return part.get_content_maintype() == "text" and (
+        part.get_content_type() not in _ENCLOSED_HEADER_TYPES
+    )
+
+
+def part_text(part: Message) -> str:
+    data = part.get_payload(decode=True)
+    if not isinstance(data, bytes):
+        payload = part.get_payload()
+        return _lf(payload) if isinstance(payload, str) else ""
+    charset = part.get_content_charset() or "utf-8"
+    for encoding in (charset, "utf-8"):
+        try:
+            return _lf(data.decode(encoding))
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return _lf(data.decode("latin-1"))
+
+
+def delivery_status_text(part: Message) -> str:
+    """A delivery-status part as text, whether the parser split it into blocks or not."""
+    payload = part.get_payload()
+    if not isinstance(payload, list):
+        return part_text(part)
+    blocks = (b for b in payload if isinstance(b, Message))
+    return "\n\n".join(headers_text(block) for block in blocks)
+
+
+def field_blocks(text: str) -> list[dict[str, str]]:
+    """Split DSN text into blocks of ``name: value`` fields (names lowercased, unfolded)."""
+    blocks: list[dict[str, str]] = []
+    for chunk in re.split(r"\n[ \t]*\n", _lf(text)):
+        fields: dict[str, str] = {}
+        name: str | None = None
+        for line in chunk.split("\n"):
+            if line[:1] in (" ", "\t") and name is not None:
+                fields[name] = f"{fields[name]} {line.strip()}"
+                continue
+            key, sep, value = line.partition(":")
+            key = key.strip().lower()
+            name = key if sep and key and " " not in key and key not in fields else None
+            if name is not None:
+                fields[name] = value.strip()
+        if fields:
+            blocks.append({k: _one_line(v) for k, v in fields.items()})
+    return blocks
+
+
+def headers_text(msg: Message) -> str:
+    return "\n".join(f"{name}: {_one_line(str(value))}" for name, value in msg.items())
+
+
+def decoded_header(msg: Message, name: str) -> str:
+    value = msg.get(name)
+    if value is None:
+        return ""
+    try:
+        return _one_line(str(make_header(decode_header(str(value)))))
+    except (LookupError, ValueError, MessageError):  # unknown charset, bad encoded-word
+        return _one_line(str(value))
+
+
+def addresses_in(value: str) -> list[str]:
+    return [m.group(0) for m in ADDRESS_PATTERN.finditer(value)]
+
+
+def address_from_field(value: str) -> str:
+    """``rfc822; <Alice@Example.ORG>`` -> ``Alice@example.org``; '' when there is none."""
+    _, sep, rest = value.partition(";")
+    match = ADDRESS_PATTERN.search(rest if sep else value)
+    return normalize_address(match.group(0)) if match else ""
+
+
+def normalize_address(text: str) -> str:
+    """Normalise one address: quotes and dots trimmed off the local part, domain lowercased."""
+    local, sep, domain = text.strip().strip("<>").rpartition("@")
+    local = local.strip("'.")
+    if not (sep and local and domain):
+        return ""
+    return f"{local}@{domain.lower()}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def diagnostic_line(text: str) -> str:
+    return _one_line(text)[:DIAGNOSTIC_MAX]
+
+
+def _lf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
