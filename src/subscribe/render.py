@@ -310,19 +310,28 @@ class MessageBuilder:
             _crlf(expected.html)
         ):
             return None
-        headers: list[bytes | str] = [
+        layout = _Layout(self._message_pieces(parts.subject, text, html))
+        return parts.subject, layout, layout.for_smtp()
+
+    def _message_pieces(
+        self, subject: str, text: list[bytes | str], html: list[bytes | str]
+    ) -> list[bytes | str]:
+        """The whole message: headers (per-reader ones as slots), then both parts."""
+        return [
             self._from,
             "to",
-            self._subject_header(parts.subject),
+            self._subject_header(subject),
             "date",
             "message_id",
             "unsubscribe",
             self._common_headers,
             b"\r\n",
+            self._text_head,
+            *text,
+            self._html_head,
+            *html,
+            self._tail,
         ]
-        body = [self._text_head, *text, self._html_head, *html, self._tail]
-        layout = _Layout(headers + body)
-        return parts.subject, layout, layout.for_smtp()
 
     def _variant(self, has_name: bool) -> _Compiled | None:
         if not self._splice:
@@ -330,10 +339,6 @@ class MessageBuilder:
         if has_name not in self._variants:
             self._variants[has_name] = self._compile(has_name)
         return self._variants[has_name]
-
-    def _full_body(self, recipient: Recipient) -> bytes:
-        parts = self.render(recipient)
-        return self._text_head + _qp(parts.text) + self._html_head + _qp(parts.html)
 
     # -- per recipient -------------------------------------------------------------------
 
@@ -368,16 +373,10 @@ class MessageBuilder:
         return fields
 
     def _full_message(self, recipient: Recipient) -> bytes:
-        headers = (
-            self._from
-            + address_header("To", recipient.name, recipient.email)
-            + self._subject_header(self.render(recipient).subject)
-            + self._date_header()
-            + f"Message-ID: {recipient.message_id}\r\n".encode()
-            + self._unsubscribe_headers(recipient.unsubscribe_url)
-            + self._common_headers
-        )
-        return headers + b"\r\n" + self._full_body(recipient) + self._tail
+        """A message rendered in full for this reader (templates that transform fields)."""
+        parts = self.render(recipient)
+        pieces = self._message_pieces(parts.subject, [_qp(parts.text)], [_qp(parts.html)])
+        return _Layout(pieces).fill(self._values(recipient, {}))
 
     def _unsubscribe_headers(self, url: str) -> bytes:
         # Written by hand: the email package would RFC 2047-encode a long value, and mail
