@@ -53,6 +53,7 @@ from aiosmtpd.smtp import SMTP, AuthResult
 from mailserver import Received, ehlo_responses
 
 from subscribe.devmail import free_port
+from subscribe.sender import Envelope
 
 Stage = Literal["MAIL", "RCPT", "DATA", "DOT"]
 CloseMode = Literal["mail", "after", "silent"]
@@ -541,3 +542,12 @@ def settings_env(settings: Any) -> dict[str, str]:
             value = "true" if value else "false"
         env[f"SUBSCRIBE_{name.upper()}"] = str(value)
     return env
+
+
+def numbered_envelope(number: int, body: str) -> Envelope:
+    """A small message from news@blog.example to r<number>@example.org, for sender tests."""
+    message = (
+        f"From: news@blog.example\r\nTo: r{number}@example.org\r\nSubject: n{number}\r\n"
+        f"Message-ID: <{number}@blog.example>\r\n\r\n{body}"
+    ).encode()
+    return Envelope("news@blog.example", f"r{number}@example.org", message)

@@ -35,6 +35,7 @@ from faultserver import (
     FaultServer,
     SilentServer,
     announce_post,
+    numbered_envelope,
     refused_port,
     seed_subscribers,
     self_signed_context,
@@ -851,11 +852,8 @@ def test_implicit_tls_certificate_failure_stops_at_once(
 
 
 def _envelope(number: int) -> Envelope:
-    message = (
-        f"From: news@blog.example\r\nTo: r{number}@example.org\r\nSubject: n{number}\r\n"
-        f"Message-ID: <{number}@blog.example>\r\n\r\nhello\r\n.a line with a dot\r\n.\r\nend\r\n"
-    ).encode()
-    return Envelope("news@blog.example", f"r{number}@example.org", message)
+    # A line that is only a dot: dot-stuffing must keep it from ending the data.
+    return numbered_envelope(number, "hello\r\n.a line with a dot\r\n.\r\nend\r\n")
 
 
 @pytest.mark.parametrize("packets", ["one", "separate"])

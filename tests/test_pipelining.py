@@ -10,14 +10,16 @@ MAIL came in before the previous message's final reply went out.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from conftest import make_settings
-from faultserver import FaultServer
+from faultserver import FaultServer, numbered_envelope
 
+from subscribe.config import Settings
 from subscribe.errors import ConnectionDropped, PermanentDeliveryError, TransientDeliveryError
 from subscribe.sender import Envelope, SMTPSender
 
@@ -25,11 +27,17 @@ pytestmark = pytest.mark.timeout(30)
 
 
 def _envelope(number: int) -> Envelope:
-    message = (
-        f"From: news@blog.example\r\nTo: r{number}@example.org\r\nSubject: n{number}\r\n"
-        f"Message-ID: <{number}@blog.example>\r\n\r\nhello\r\n.a line with a dot\r\n"
-    ).encode()
-    return Envelope("news@blog.example", f"r{number}@example.org", message)
+    return numbered_envelope(number, "hello\r\n.a line with a dot\r\n")
+
+
+@pytest.fixture
+def relay(tmp_path: Path) -> Iterator[tuple[FaultServer, Settings]]:
+    """A FaultServer that advertises PIPELINING, and settings that send to it."""
+    server = FaultServer(pipelining=True).start()
+    try:
+        yield server, make_settings(f"sqlite:///{tmp_path / 'unused.db'}", server)
+    finally:
+        server.stop()
 
 
 def _sender(tmp_path: Path, host: str, port: int, **overrides: object) -> SMTPSender:
@@ -162,10 +170,9 @@ def test_without_a_next_message_nothing_is_sent_ahead(tmp_path: Path) -> None:
 
 
 def test_stopping_with_an_envelope_sent_ahead_hangs_up_without_a_message(
-    tmp_path: Path,
+    relay: tuple[FaultServer, Settings],
 ) -> None:
-    server = FaultServer(pipelining=True).start()
-    settings = make_settings(f"sqlite:///{tmp_path / 'unused.db'}", server)
+    server, settings = relay
 
     async def talk() -> None:
         sender = SMTPSender(settings)
@@ -179,20 +186,18 @@ def test_stopping_with_an_envelope_sent_ahead_hangs_up_without_a_message(
         finally:
             await second.close()
 
-    try:
-        asyncio.run(talk())
-        handler = server.handler
-        assert handler.recipients() == ["r0@example.org", "r1@example.org"]
-        assert handler.commands.count("RCPT") == 3  # r0, r1 sent ahead, r1 again
-        assert handler.errors == []
-    finally:
-        server.stop()
+    asyncio.run(talk())
+    handler = server.handler
+    assert handler.recipients() == ["r0@example.org", "r1@example.org"]
+    assert handler.commands.count("RCPT") == 3  # r0, r1 sent ahead, r1 again
+    assert handler.errors == []
 
 
-def test_a_different_message_after_an_envelope_sent_ahead_starts_afresh(tmp_path: Path) -> None:
+def test_a_different_message_after_an_envelope_sent_ahead_starts_afresh(
+    relay: tuple[FaultServer, Settings],
+) -> None:
     # The server may already be waiting for r1's body: r2 must not be written into it.
-    server = FaultServer(pipelining=True).start()
-    settings = make_settings(f"sqlite:///{tmp_path / 'unused.db'}", server)
+    server, settings = relay
 
     async def talk() -> None:
         sender = SMTPSender(settings)
@@ -202,22 +207,20 @@ def test_a_different_message_after_an_envelope_sent_ahead_starts_afresh(tmp_path
         finally:
             await sender.close()
 
-    try:
-        asyncio.run(talk())
-        assert server.handler.recipients() == ["r0@example.org", "r2@example.org"]
-        assert server.handler.connections == 2
-        assert [m.data for m in server.handler.messages] == [_envelope(n).message for n in (0, 2)]
-    finally:
-        server.stop()
+    asyncio.run(talk())
+    assert server.handler.recipients() == ["r0@example.org", "r2@example.org"]
+    assert server.handler.connections == 2
+    assert [m.data for m in server.handler.messages] == [_envelope(n).message for n in (0, 2)]
 
 
 @pytest.mark.parametrize(
     "fault",
     ["rcpt 550", "rcpt 450", "data 554", "dot 550 of the previous", "drop at rcpt"],
 )
-def test_refusals_of_an_envelope_sent_ahead(tmp_path: Path, fault: str) -> None:
-    server = FaultServer(pipelining=True).start()
-    settings = make_settings(f"sqlite:///{tmp_path / 'unused.db'}", server)
+def test_refusals_of_an_envelope_sent_ahead(
+    relay: tuple[FaultServer, Settings], fault: str
+) -> None:
+    server, settings = relay
     handler = server.handler
     expected: type[Exception] | None
     if fault == "rcpt 550":
@@ -250,16 +253,13 @@ def test_refusals_of_an_envelope_sent_ahead(tmp_path: Path, fault: str) -> None:
         finally:
             await sender.close()
 
-    try:
-        asyncio.run(talk())
-        if expected is None:
-            assert outcomes == ["PermanentDeliveryError", "sent", "sent", "sent"]
-        else:
-            assert outcomes == ["sent", expected.__name__, "sent", "sent"]
-        assert handler.recipients() == [f"r{n}@example.org" for n in delivered]
-        assert handler.errors == []
-    finally:
-        server.stop()
+    asyncio.run(talk())
+    if expected is None:
+        assert outcomes == ["PermanentDeliveryError", "sent", "sent", "sent"]
+    else:
+        assert outcomes == ["sent", expected.__name__, "sent", "sent"]
+    assert handler.recipients() == [f"r{n}@example.org" for n in delivered]
+    assert handler.errors == []
 
 
 # -- replies nobody asked for, replies that are not replies --------------------------------------
