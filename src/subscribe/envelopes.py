@@ -75,9 +75,6 @@ class EnvelopeFactory:
         bounce = settings.bounce_address
         self._bounce_parts = bounce.rpartition("@") if bounce else None
 
-    def knows(self, post_id: int) -> bool:
-        return post_id in self._builders
-
     def add_post(self, post: PostContent) -> None:
         if post.id not in self._builders:
             self._builders[post.id] = (post_builder(self._settings, post), post.key)

@@ -75,7 +75,8 @@ class Envelope:
         return self._wire
 
     def __repr__(self) -> str:
-        return f"Envelope({self.mail_from!r}, {self.recipient!r}, {len(self.wire)} bytes)"
+        size = len(self._wire if self._wire is not None else self._message or b"")
+        return f"Envelope({self.mail_from!r}, {self.recipient!r}, {size} bytes)"
 
 
 # Asked once the server has accepted an envelope: the message the caller will send next on
