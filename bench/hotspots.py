@@ -108,11 +108,11 @@ def component(frames: list[str]) -> str:
 def components(
     stacks: list[tuple[list[str], int]], *, rate: int = 0, messages: int = 0
 ) -> list[str]:
-    """The send phase (stacks under campaign.send_due, and worker threads) by component."""
+    """The send phase (stacks under runs.send_due, and worker threads) by component."""
     phase = [
         (frames, count)
         for frames, count in stacks
-        if any("send_due (subscribe/campaign.py" in f for f in frames)
+        if any("send_due (subscribe/sending/runs.py" in f for f in frames)
         or thread_kind(frames).startswith("worker")
     ]
     total = sum(count for _, count in phase)

@@ -20,16 +20,18 @@ from pathlib import Path
 
 from harness import SITE, machine, machine_line, write_post
 
-from subscribe import ledger, store
-from subscribe.addresses import normalize, to_ascii
 from subscribe.config import load_settings
-from subscribe.envelopes import post_builder
-from subscribe.ledger import Outcome, Owner
-from subscribe.models import DeliveryStatus, utcnow
-from subscribe.render import Recipient, message_id, smtp_data
-from subscribe.sources import from_markdown
-from subscribe.subscribers import clean_name, suppression_hash
-from subscribe.tokens import tokens_for
+from subscribe.db import store
+from subscribe.db.models import DeliveryStatus, utcnow
+from subscribe.mail.envelopes import post_builder
+from subscribe.mail.render import Recipient, message_id, smtp_data
+from subscribe.posts.sources import from_markdown
+from subscribe.readers.addresses import normalize, to_ascii
+from subscribe.readers.subscribers import clean_name, suppression_hash
+from subscribe.readers.tokens import tokens_for
+from subscribe.sending import ledger
+from subscribe.sending.leases import Owner
+from subscribe.sending.ledger import Outcome
 
 
 def best_of(fn: Callable[[], object], number: int, repeat: int = 3) -> float:

@@ -22,9 +22,9 @@ from pgserver import PostgresServer, postgres_available, start_postgres
 from sqlalchemy.engine import Engine
 from webserver import asgi_client, open_app
 
-from subscribe import store
 from subscribe.config import Settings, load_settings
-from subscribe.tokens import Tokens, tokens_for
+from subscribe.db import store
+from subscribe.readers.tokens import Tokens, tokens_for
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 _database_numbers = itertools.count(1)

@@ -53,7 +53,7 @@ from aiosmtpd.smtp import SMTP, AuthResult
 from mailserver import Received, ehlo_responses
 
 from subscribe.devmail import free_port
-from subscribe.sender import Envelope
+from subscribe.sending.sender import Envelope
 
 Stage = Literal["MAIL", "RCPT", "DATA", "DOT"]
 CloseMode = Literal["mail", "after", "silent"]
@@ -484,8 +484,8 @@ def self_signed_context(folder: Path) -> ssl.SSLContext | None:
 
 def seed_subscribers(engine: Any, count: int, *, start: int = 0) -> list[str]:
     """``count`` confirmed subscribers r<N>@example.org, inserted in one executemany."""
-    from subscribe import store
-    from subscribe.models import utcnow
+    from subscribe.db import store
+    from subscribe.db.models import utcnow
 
     now = utcnow()
     emails = [f"r{n:05d}@example.org" for n in range(start, start + count)]
@@ -516,9 +516,9 @@ def announce_post(engine: Any, url: str = "https://blog.example/faults") -> int:
     """Register a post and enqueue its deliveries, as `notify` does; returns the post id."""
     from sqlmodel import Session
 
-    from subscribe.announce import register_post
-    from subscribe.models import utcnow
-    from subscribe.sources import from_flags
+    from subscribe.db.models import utcnow
+    from subscribe.posts.announce import register_post
+    from subscribe.posts.sources import from_flags
 
     with Session(engine) as session:
         announcement = register_post(

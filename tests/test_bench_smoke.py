@@ -57,6 +57,7 @@ FIGURES: dict[tuple[str, ...], list[str]] = {
         "workers, PostgreSQL, 4 connections in all",
         "workers: exactly once, 2 workers into recsink: 300 readers received",
     ],
+    ("startup.py",): ["startup, subscribe --help:", "startup, subscribe stats:"],
     # Tools rather than targets: they print measurements, no ratios.
     ("profile.py",): ["machine:", "profiled: subscribe notify, 300 readers", "profile:"],
     ("micro.py",): ["machine:", "message:", "micro: tokens.unsubscribe_token"],

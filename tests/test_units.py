@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from itsdangerous import URLSafeSerializer
 
-from subscribe.addresses import normalize, to_ascii
 from subscribe.config import load_settings
 from subscribe.errors import ConfigError, InvalidAddress, SourceError, TokenExpired, TokenInvalid
-from subscribe.sources import from_flags, from_markdown, read_feed
-from subscribe.tokens import Tokens, TokenSubject, key_digest
+from subscribe.posts.sources import from_flags, from_markdown, read_feed
+from subscribe.readers.addresses import normalize, to_ascii
+from subscribe.readers.tokens import Tokens, TokenSubject, key_digest
 
 
 @pytest.mark.parametrize(
@@ -193,7 +193,7 @@ def test_fast_tokens_are_exactly_what_itsdangerous_writes(keys: list[str]) -> No
 def test_the_fast_address_path_agrees_with_email_validator() -> None:
     import random
 
-    from subscribe import addresses
+    from subscribe.readers import addresses
 
     rng = random.Random(11)
     pieces = ["a", "Z", "0", ".", "-", "_", "+", "'", "xn--", "--", "é", "@", " ", "!", "test"]

@@ -25,10 +25,10 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from subscribe import store
-from subscribe.addresses import address_key
 from subscribe.config import Settings
-from subscribe.models import Subscriber
+from subscribe.db import store
+from subscribe.db.models import Subscriber
+from subscribe.readers.addresses import address_key
 from subscribe.web import create_app
 
 T = TypeVar("T")

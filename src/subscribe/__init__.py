@@ -1,5 +1,5 @@
 """subscribe: email newsletter subscriptions for a blog."""
 
-from .cli import main
+from subscribe.cli import main
 
 __all__ = ["main"]

@@ -1,5 +1,5 @@
 """`python -m subscribe` runs the CLI (the same as the `subscribe` command)."""
 
-from .cli import main
+from subscribe.cli import main
 
 main()

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .errors import ConfigError
+from subscribe.errors import ConfigError
 
 ENV_PREFIX = "SUBSCRIBE_"
 

@@ -14,12 +14,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from .. import store
-from ..config import Settings
-from ..ratelimit import Limit, RateLimiter
-from ..render import make_environment
-from ..sender import SenderFactory, smtp_sender_factory
-from ..tokens import tokens_for
+from subscribe.config import Settings
+from subscribe.db import store
+from subscribe.db.ratelimit import Limit, RateLimiter
+from subscribe.mail.render import make_environment
+from subscribe.readers.tokens import tokens_for
+from subscribe.sending.sender import SenderFactory, smtp_sender_factory
+
 from . import devmailbox, handlers, health, links, signup
 from .clientip import ClientIPResolver, parse_networks
 from .context import WebContext

@@ -12,12 +12,13 @@ from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from .. import store
-from ..config import Settings
-from ..errors import RateLimited
-from ..ratelimit import RateLimiter
-from ..sender import SenderFactory
-from ..tokens import Tokens
+from subscribe.config import Settings
+from subscribe.db import store
+from subscribe.db.ratelimit import RateLimiter
+from subscribe.errors import RateLimited
+from subscribe.readers.tokens import Tokens
+from subscribe.sending.sender import SenderFactory
+
 from .clientip import ClientIPResolver, limit_key
 from .pages import Pages
 

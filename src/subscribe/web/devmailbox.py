@@ -14,7 +14,8 @@ from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Response
 
-from ..devmail import message_parts, read_message
+from subscribe.devmail import message_parts, read_message
+
 from .context import Ctx
 
 router = APIRouter(prefix="/dev/mailbox")

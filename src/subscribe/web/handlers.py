@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import (
+from subscribe.errors import (
     ConfigError,
     InvalidAddress,
     NotFound,
@@ -26,6 +26,7 @@ from ..errors import (
     TokenExpired,
     TokenInvalid,
 )
+
 from .context import get_context
 from .forms import wants_json
 

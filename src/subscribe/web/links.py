@@ -9,11 +9,13 @@ from __future__ import annotations
 from fastapi import APIRouter, BackgroundTasks, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from .. import store, subscribers
-from ..errors import TokenExpired, TokenInvalid
-from ..models import SubscriberStatus
-from ..subscribers import Consent, SignupOutcome
-from ..tokens import TokenSubject
+from subscribe.db import store
+from subscribe.db.models import SubscriberStatus
+from subscribe.errors import TokenExpired, TokenInvalid
+from subscribe.readers import subscribers
+from subscribe.readers.subscribers import Consent, SignupOutcome
+from subscribe.readers.tokens import TokenSubject
+
 from . import outbox
 from .context import Ctx, WebContext, now
 from .forms import read_fields

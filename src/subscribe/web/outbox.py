@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from .. import mailer
-from ..errors import DeliveryError
-from ..models import Post, Subscriber
+from subscribe.db.models import Post, Subscriber
+from subscribe.errors import DeliveryError
+from subscribe.sending import transactional
+
 from .context import WebContext
 
 logger = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 async def send_confirmation(context: WebContext, subscriber: Subscriber) -> None:
     try:
-        await mailer.send_confirmation(
+        await transactional.send_confirmation(
             context.settings, context.sender_factory, context.tokens, subscriber
         )
     except DeliveryError as exc:
@@ -32,7 +33,7 @@ async def send_welcome(
     context: WebContext, subscriber: Subscriber, latest_posts: Sequence[Post]
 ) -> None:
     try:
-        await mailer.send_welcome(
+        await transactional.send_welcome(
             context.settings, context.sender_factory, context.tokens, subscriber, latest_posts
         )
     except DeliveryError as exc:

@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 from fastapi.responses import HTMLResponse
 
-from ..config import Settings
+from subscribe.config import Settings
 
 
 class Pages:

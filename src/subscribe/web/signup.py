@@ -14,10 +14,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import subscribers
-from ..addresses import normalize
-from ..errors import InvalidAddress, SubscribeError
-from ..subscribers import Consent, SignupOutcome
+from subscribe.errors import InvalidAddress, SubscribeError
+from subscribe.readers import subscribers
+from subscribe.readers.addresses import normalize
+from subscribe.readers.subscribers import Consent, SignupOutcome
+
 from . import outbox
 from .context import Ctx, WebContext, now
 from .forms import read_fields, wants_json

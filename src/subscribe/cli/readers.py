@@ -1,0 +1,192 @@
+"""The reader commands: add, unsubscribe, remove, list, stats, import, export."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .app import _engine, _send_confirmation, _session, _settings, app, now, warn
+
+EmailArg = Annotated[str, typer.Argument(metavar="EMAIL", help="The reader's address.")]
+
+
+@app.command()
+def add(
+    email: EmailArg,
+    name: Annotated[str, typer.Option(help="The reader's name, used in greetings.")] = "",
+    confirmed: Annotated[
+        bool, typer.Option("--confirmed", help="Skip double opt-in (you hold their consent).")
+    ] = False,
+) -> None:
+    """Add a subscriber; without --confirmed they get a confirmation email first.
+
+    Example:
+
+    \b
+      subscribe add reader@example.org --name "Ada Reader"
+    """
+    from subscribe.readers import subscribers
+    from subscribe.readers.tokens import tokens_for
+
+    settings = _settings()
+    if not confirmed:
+        tokens_for(settings)  # refuse before storing anything if no secret key is set
+    with _session(settings) as session:
+        outcome = subscribers.add(
+            session, settings, email=email, name=name, confirmed=confirmed, now=now()
+        )
+        subscriber = outcome.subscriber
+        if confirmed:
+            typer.echo(f"Added {subscriber.email} (confirmed).")
+        elif outcome.confirmation_due:
+            _send_confirmation(settings, subscriber)
+            typer.echo(f"Added {subscriber.email} (pending); sent a confirmation email.")
+        else:
+            typer.echo(
+                f"Added {subscriber.email} (pending); a confirmation email went out recently, "
+                "so no new one was sent."
+            )
+
+
+@app.command()
+def unsubscribe(email: EmailArg) -> None:
+    """Unsubscribe an address at once; queued emails to it are not sent.
+
+    Example:
+
+    \b
+      subscribe unsubscribe reader@example.org
+    """
+    from subscribe.readers import subscribers
+
+    settings = _settings()
+    with _session(settings) as session:
+        changed = subscribers.unsubscribe_address(session, email=email, now=now())
+    typer.echo(
+        f"Unsubscribed {email.strip()}." if changed else f"{email.strip()} had already left."
+    )
+
+
+@app.command()
+def remove(email: EmailArg) -> None:
+    """Erase a subscriber and their delivery history (only a keyed hash of the address stays,
+    so that `import` cannot quietly add them back).
+
+    Example:
+
+    \b
+      subscribe remove reader@example.org
+    """
+    from subscribe.readers import subscribers
+
+    settings = _settings()
+    with _session(settings) as session:
+        subscribers.remove(session, settings, email=email, now=now())
+    typer.echo(f"Removed {email.strip()} and their delivery history.")
+
+
+class StatusChoice(StrEnum):
+    pending = "pending"
+    confirmed = "confirmed"
+    unsubscribed = "unsubscribed"
+    bounced = "bounced"
+
+
+@app.command("list")
+def list_(
+    status: Annotated[StatusChoice | None, typer.Option(help="Only this status.")] = None,
+) -> None:
+    """List subscribers, one per line: email, status, name.
+
+    Example:
+
+    \b
+      subscribe list --status confirmed
+    """
+    from subscribe.db import store
+    from subscribe.db.models import SubscriberStatus
+
+    settings = _settings()
+    with _session(settings) as session:
+        wanted = SubscriberStatus(status.value) if status else None
+        for subscriber in store.iter_subscribers(session, status=wanted):
+            typer.echo(f"{subscriber.email}\t{subscriber.status}\t{subscriber.name}")
+
+
+@app.command()
+def stats() -> None:
+    """Counts of subscribers by status, and of deliveries by state.
+
+    Example:
+
+    \b
+      subscribe stats
+    """
+    from sqlmodel import Session
+
+    from subscribe.db import store
+    from subscribe.sending import ledger
+
+    settings = _settings()
+    engine = _engine(settings)
+    with Session(engine) as session:
+        counts = store.count_by_status(session)
+    typer.echo("subscribers: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    totals: dict[str, int] = {}
+    posts = ledger.counts_by_post(engine)
+    for per_post in posts.values():
+        for state, n in per_post.items():
+            totals[state] = totals.get(state, 0) + n
+    typer.echo(f"posts announced: {len(posts)}")
+    if totals:
+        typer.echo("deliveries: " + ", ".join(f"{k} {v}" for k, v in totals.items() if v))
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="CSV with a header row: email[,name].")],
+    confirmed: Annotated[
+        bool, typer.Option("--confirmed", help="Import as confirmed (you hold their consent).")
+    ] = False,
+) -> None:
+    """Import subscribers from a CSV file; bad rows are reported by line, duplicates skipped.
+
+    Example:
+
+    \b
+      subscribe import readers.csv --confirmed
+    """
+    from subscribe.readers import imports
+
+    settings = _settings()
+    report = imports.import_csv(
+        _engine(settings), settings, path=file, confirmed=confirmed, now=now()
+    )
+    for line, message in report.invalid[:50]:
+        warn(f"line {line}: {message}")
+    if len(report.invalid) > 50:
+        warn(f"... and {len(report.invalid) - 50} more invalid rows")
+    typer.echo(
+        f"imported {report.added}, duplicates skipped {report.duplicates}, "
+        f"invalid {len(report.invalid)}, suppressed (removed earlier) {report.suppressed}"
+    )
+
+
+@app.command()
+def export() -> None:
+    """Write every subscriber as CSV to standard output.
+
+    Example:
+
+    \b
+      subscribe export > subscribers.csv
+    """
+    from subscribe.readers import exports
+
+    settings = _settings()
+    with _session(settings) as session:
+        exports.export_csv(session, sys.stdout)

@@ -1,0 +1,171 @@
+"""The commands that send what is queued: resume, worker, status; and the sending pass that
+`notify` shares with them."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from .app import _engine, _sender_factory, _settings, app, warn
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from subscribe.config import Settings
+    from subscribe.sending.report import RunReport
+
+
+def print_report(report: RunReport) -> None:
+    typer.echo(report.summary())
+    if report.stopped:
+        typer.echo(f"stopped early: {report.stopped}; run `subscribe resume` to continue")
+
+
+def send_pass(settings: Settings, engine: Engine) -> RunReport:
+    """One sending pass, with a progress bar on a terminal; a relay that cannot be reached
+    ends it with the count of what stays queued."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from subscribe.errors import DeliveryError, SubscribeError
+    from subscribe.readers.tokens import tokens_for
+    from subscribe.sending import ledger, runs
+
+    tokens = tokens_for(settings)
+    err = Console(stderr=True)
+    show_bar = err.is_terminal
+    with Progress(
+        TextColumn("sending"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not show_bar,
+    ) as progress:
+        task = progress.add_task("sending", total=None)
+        next_update = 0.0
+
+        def on_progress(done: int, total: int) -> None:
+            # Called for every message; redrawing the bar each time cost up to 8% of a
+            # run at thousands a second. Ten updates a second, and the last, are plenty.
+            nonlocal next_update
+            now = time.monotonic()
+            if now >= next_update or done >= total:
+                next_update = now + 0.1
+                progress.update(task, completed=done, total=total or None)
+
+        try:
+            return runs.send_due(
+                engine,
+                settings,
+                sender_factory=_sender_factory(settings),
+                tokens=tokens,
+                on_progress=on_progress if show_bar else None,
+            )
+        except DeliveryError as exc:
+            remaining = sum(
+                n
+                for per_post in ledger.counts_by_post(engine).values()
+                for state, n in per_post.items()
+                if state in ("queued", "deferred", "ambiguous", "sending")
+            )
+            raise SubscribeError(
+                f"{exc}; {remaining} deliveries stay queued: run `subscribe resume` "
+                "once the relay works"
+            ) from None
+
+
+@app.command()
+def resume() -> None:
+    """Send every delivery that is due: finishes interrupted or deferred posts.
+
+    Example:
+
+    \b
+      subscribe resume
+    """
+    settings = _settings()
+    print_report(send_pass(settings, _engine(settings)))
+
+
+@app.command()
+def worker(
+    until_idle: Annotated[
+        bool, typer.Option("--until-idle", help="Exit once nothing is due instead of waiting.")
+    ] = False,
+) -> None:
+    """Keep sending due deliveries; run one or more per machine against a shared database.
+
+    Workers share the queue safely (SQLite: BEGIN IMMEDIATE claims; PostgreSQL: FOR UPDATE
+    SKIP LOCKED), so each message goes out once however many run. SIGTERM stops cleanly.
+
+    Example:
+
+    \b
+      SUBSCRIBE_DATABASE_URL=postgresql+psycopg://... subscribe worker
+    """
+    from subscribe.errors import DeliveryError, SubscribeError
+    from subscribe.readers.tokens import tokens_for
+    from subscribe.sending import runs
+
+    settings = _settings()
+    try:
+        runs.run_worker(
+            _engine(settings),
+            settings,
+            sender_factory=_sender_factory(settings),
+            tokens=tokens_for(settings),
+            until_idle=until_idle,
+            on_report=print_report,
+            on_relay_error=lambda exc: warn(f"relay unavailable, retrying later: {exc}"),
+        )
+    except DeliveryError as exc:
+        raise SubscribeError(str(exc)) from None
+
+
+@app.command()
+def status(
+    post: Annotated[
+        str | None, typer.Argument(metavar="POST", help="A post's URL or key (default: all posts).")
+    ] = None,
+) -> None:
+    """Per-post delivery counts by state.
+
+    Example:
+
+    \b
+      subscribe status https://blog.example/hello
+    """
+    from sqlmodel import Session
+
+    from subscribe.db import store
+    from subscribe.db.models import Post
+    from subscribe.errors import SubscribeError
+    from subscribe.sending import ledger
+
+    settings = _settings()
+    engine = _engine(settings)
+    with Session(engine) as session:
+        post_id = None
+        if post is not None:
+            found = store.post_by_key(session, key=post)
+            if found is None:
+                raise SubscribeError(f"no post announced with key {post!r}")
+            post_id = found.id
+        counts = ledger.counts_by_post(engine, post_id=post_id)
+        if not counts:
+            typer.echo("No posts announced yet.")
+        for pid, per_state in sorted(counts.items()):
+            row = session.get(Post, pid)
+            label = row.title if row else f"post {pid}"
+            states = ", ".join(f"{k} {v}" for k, v in per_state.items() if v)
+            typer.echo(f"{label}: {states}")

@@ -1,0 +1,173 @@
+"""The tables: subscribers, posts, one delivery per (post, subscriber), seen feed entries, and
+suppressed (erased) addresses. Timestamps are timezone-aware UTC.
+
+A delivery is claimable exactly when ``due_at`` is set, and held by a sender exactly when
+``lease_until`` is set: the sending loop then walks two small indexes instead of filtering
+a million rows by status.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Store UTC, hand back aware datetimes (SQLite keeps no zone of its own)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class SubscriberStatus(enum.StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+
+
+class DeliveryStatus(enum.StrEnum):
+    QUEUED = "queued"  # waiting for its first attempt
+    SENDING = "sending"  # claimed by a sender holding a lease
+    SENT = "sent"  # the relay answered 250 to the end of data
+    DEFERRED = "deferred"  # a 4xx answer; due again later
+    AMBIGUOUS = "ambiguous"  # the connection broke after DATA began; re-sent at most once
+    FAILED = "failed"  # a 5xx answer, or deferred past its lifetime
+    SKIPPED = "skipped"  # the subscriber left before their turn came
+
+
+FINAL_DELIVERY_STATES = frozenset(
+    {DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED}
+)
+
+
+def _time(*, nullable: bool = True, index: bool = False) -> object:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class Subscriber(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320)  # as typed, domain lowercased
+    email_key: str = Field(max_length=320, unique=True)  # casefolded: one row per address
+    name: str = Field(default="", max_length=200)
+    status: SubscriberStatus = Field(
+        default=SubscriberStatus.PENDING, sa_type=sa.String(16), index=True
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    confirmed_at: datetime | None = _time()  # type: ignore[assignment]
+    unsubscribed_at: datetime | None = _time()  # type: ignore[assignment]
+    # Consent record: where and how the address came in (GDPR art. 7(1) asks us to show it).
+    consent_source: str = Field(default="", max_length=200)
+    consent_ip: str = Field(default="", max_length=64)
+    consent_user_agent: str = Field(default="", max_length=400)
+    consent_at: datetime | None = _time()  # type: ignore[assignment]
+    # Confirmation-email throttle: at most one per 10 minutes and a few per day.
+    confirmation_sent_at: datetime | None = _time()  # type: ignore[assignment]
+    confirmation_day: str = Field(default="", max_length=10)
+    confirmations_that_day: int = 0
+    bounce_count: int = 0
+
+
+class Post(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=2000, unique=True)  # feed GUID or URL
+    title: str = Field(max_length=500)
+    url: str = Field(max_length=2000)
+    summary: str = Field(default="")
+    body_html: str = Field(default="")
+    published_at: datetime | None = _time()  # type: ignore[assignment]
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class Delivery(SQLModel, table=True):
+    # Two partial indexes too, on due_at and lease_until: see declare_partial_indexes.
+    __table_args__ = (sa.UniqueConstraint("post_id", "subscriber_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="post.id", ondelete="CASCADE")
+    subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE", index=True)
+    status: DeliveryStatus = Field(default=DeliveryStatus.QUEUED, sa_type=sa.String(16))
+    attempts: int = 0
+    # Attempts that broke after DATA began: the relay may hold a copy, so one re-send at most.
+    ambiguous_count: int = 0
+    due_at: datetime | None = _time()  # type: ignore[assignment]
+    lease_until: datetime | None = _time()  # type: ignore[assignment]
+    claimed_by: str = Field(default="", max_length=200)  # "host:pid:run" of the lease holder
+    last_error: str = Field(default="", max_length=1000)
+    message_id: str = Field(default="", max_length=300)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    sent_at: datetime | None = _time()  # type: ignore[assignment]
+
+
+class FeedEntry(SQLModel, table=True):
+    """An entry of a feed that has been announced or deliberately passed over."""
+
+    __table_args__ = (sa.UniqueConstraint("feed", "entry_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    feed: str = Field(max_length=2000)
+    entry_key: str = Field(max_length=2000)
+    seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class Suppression(SQLModel, table=True):
+    """A keyed hash of an erased address: import cannot quietly re-add someone who left."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    address_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class RateEvent(SQLModel, table=True):
+    """One hit against a rate limit, kept in the database so limits hold across processes."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    bucket: str = Field(max_length=200, index=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
+
+
+# The Core tables, for set-based statements (enqueue, claim, record) that skip the ORM.
+subscriber_table: sa.Table = Subscriber.__table__  # type: ignore[attr-defined]
+post_table: sa.Table = Post.__table__  # type: ignore[attr-defined]
+delivery_table: sa.Table = Delivery.__table__  # type: ignore[attr-defined]
+
+
+def declare_partial_indexes() -> None:
+    """Add the delivery table's partial indexes to the metadata (for Alembic).
+
+    Only waiting (``due_at``) or held (``lease_until``) rows are indexed, so the million
+    finished ones cost the claim and the ledger writes nothing. Migration 0003 creates them;
+    they are declared apart because a dialect option makes SQLAlchemy import that dialect,
+    and PostgreSQL's costs every command ~50 ms to load, SQLite-only ones included.
+    """
+    if any(index.name == "ix_delivery_due_at" for index in delivery_table.indexes):
+        return
+    for column in ("due_at", "lease_until"):
+        condition = sa.text(f"{column} IS NOT NULL")
+        sa.Index(
+            f"ix_delivery_{column}",
+            delivery_table.c[column],
+            sqlite_where=condition,
+            postgresql_where=condition,
+        )

@@ -1,0 +1,112 @@
+"""From claimed deliveries to envelopes: the per-reader part of sending a post.
+
+For each claimed delivery: the Message-ID, the signed unsubscribe link, the VERP return
+path and the message bytes from the post's compiled ``MessageBuilder``. This is pure
+computation on data the ledger already returned (no database, no network), so it can run
+in the sending process or in a render process beside it (``render_process``): what goes
+in and out are plain tuples, cheap to pickle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from markupsafe import Markup
+
+from subscribe.config import Settings
+from subscribe.content import PostSpec
+from subscribe.readers.addresses import to_ascii
+from subscribe.readers.tokens import Tokens
+
+from .render import MessageBuilder, Recipient, make_environment, message_id
+from .transactional import site_context
+
+# (delivery_id, post_id, subscriber_id, email, email_key, name): what rendering needs of a
+# claimed delivery.
+RenderItem = tuple[int, int, int, str, str, str]
+# (return path, recipient on the wire, message in DATA's wire form, Message-ID), in the
+# items' order.
+RenderedItem = tuple[str, str, bytes, str]
+
+
+@dataclass(frozen=True, slots=True)
+class PostContent:
+    """What a post's emails are made of; picklable, unlike the ORM row."""
+
+    id: int
+    key: str
+    title: str
+    url: str
+    summary: str
+    body_html: str
+    published_at: datetime | None
+
+
+def post_context(settings: Settings, post: PostContent | PostSpec) -> dict[str, object]:
+    return {
+        **site_context(settings),
+        "post": {
+            "title": post.title,
+            "url": post.url,
+            "summary": post.summary,
+            # Our own Markdown rendering (raw HTML escaped), so it is trusted markup.
+            "body_html": Markup(post.body_html),
+            "published_at": post.published_at,
+        },
+    }
+
+
+def post_builder(settings: Settings, post: PostContent | PostSpec) -> MessageBuilder:
+    env = make_environment(settings.templates_dir)
+    return MessageBuilder(settings, env, "email/new_post", post_context(settings, post))
+
+
+class EnvelopeFactory:
+    """Makes the envelopes of one run; posts are compiled once, on first use."""
+
+    def __init__(self, settings: Settings, tokens: Tokens) -> None:
+        self._settings = settings
+        self._tokens = tokens
+        self._builders: dict[int, tuple[MessageBuilder, str]] = {}
+        # Parsed once: every message needs them.
+        self._mail_from = settings.mail_from_address
+        self._mail_domain = settings.mail_domain
+        self._unsubscribe_base = f"{settings.base_url}/unsubscribe/"
+        bounce = settings.bounce_address
+        self._bounce_parts = bounce.rpartition("@") if bounce else None
+
+    def add_post(self, post: PostContent) -> None:
+        if post.id not in self._builders:
+            self._builders[post.id] = (post_builder(self._settings, post), post.key)
+
+    def render(self, items: list[RenderItem]) -> list[RenderedItem]:
+        return [self.render_one(*item) for item in items]
+
+    def render_one(
+        self,
+        delivery_id: int,
+        post_id: int,
+        subscriber_id: int,
+        email: str,
+        email_key: str,
+        name: str,
+    ) -> RenderedItem:
+        builder, post_key = self._builders[post_id]
+        mid = message_id(self._mail_domain, post_key=post_key, subscriber_id=subscriber_id)
+        token = self._tokens.unsubscribe_token(subscriber_id, email_key)
+        recipient = Recipient(
+            email=to_ascii(email),
+            name=name,
+            unsubscribe_url=self._unsubscribe_base + token,
+            message_id=mid,
+        )
+        wire = builder.build_wire(recipient)
+        return self._return_path(delivery_id), recipient.email, wire, mid
+
+    def _return_path(self, delivery_id: int) -> str:
+        """VERP when a bounce address is set: bounces+TOKEN@domain names the delivery."""
+        if self._bounce_parts is None:
+            return self._mail_from
+        local, _, domain = self._bounce_parts
+        return f"{local}+{self._tokens.bounce_token(delivery_id)}@{domain}"

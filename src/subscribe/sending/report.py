@@ -1,0 +1,44 @@
+"""What a sending pass did: counts by outcome, its rate, and why it stopped early."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from subscribe.db.models import DeliveryStatus
+
+
+@dataclass
+class RunReport:
+    sent: int = 0
+    skipped: int = 0
+    deferred: int = 0
+    failed: int = 0
+    ambiguous: int = 0
+    elapsed: float = 0.0
+    stopped: str = ""  # why the run ended early, '' when it finished what was due
+
+    def count(self, status: DeliveryStatus) -> None:
+        if status == DeliveryStatus.SENT:
+            self.sent += 1
+        elif status == DeliveryStatus.DEFERRED:
+            self.deferred += 1
+        elif status == DeliveryStatus.FAILED:
+            self.failed += 1
+        elif status == DeliveryStatus.AMBIGUOUS:
+            self.ambiguous += 1
+
+    @property
+    def processed(self) -> int:
+        return self.sent + self.skipped + self.deferred + self.failed + self.ambiguous
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.elapsed if self.elapsed > 0 else 0.0
+
+    def summary(self) -> str:
+        return (
+            f"sent {self.sent}, skipped {self.skipped}, deferred {self.deferred}, "
+            f"failed {self.failed}"
+            + (f", ambiguous {self.ambiguous}" if self.ambiguous else "")
+            + f" in {self.elapsed:.1f} s ({self.rate:.0f} msg/s)"
+        )
