@@ -1,0 +1,1 @@
+"""Bounces: parsing DSNs and plain-text bounces, reading mailboxes, applying them to readers."""

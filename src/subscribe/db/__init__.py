@@ -1,0 +1,1 @@
+"""The store: SQLModel tables, the engine and keyword-only queries, rate limits, migrations."""

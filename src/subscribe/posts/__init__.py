@@ -1,0 +1,1 @@
+"""Posts: where they come from (flags, Markdown, feeds), announcing them, the notify use case."""

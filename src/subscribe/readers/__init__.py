@@ -1,0 +1,1 @@
+"""The readers: addresses, signed tokens, the reader use cases, import and export."""

@@ -1,0 +1,1 @@
+"""Sending: the delivery ledger, the notifier and its SMTP lanes, pacing, the SMTP sender."""
