@@ -27,7 +27,7 @@ from subscribe.mail.envelopes import post_builder
 from subscribe.mail.render import Recipient, message_id, smtp_data
 from subscribe.posts.sources import from_markdown
 from subscribe.readers.addresses import normalize, to_ascii
-from subscribe.readers.subscribers import clean_name, suppression_hash
+from subscribe.readers.subscribers import clean_name, suppression_hashes
 from subscribe.readers.tokens import tokens_for
 from subscribe.sending import ledger
 from subscribe.sending.leases import Owner
@@ -170,7 +170,8 @@ def measure_all(work: Path, n: int, *, smoke: bool) -> list[tuple[str, float]]:
     )
     measure("subscribers.clean_name", lambda: clean_name("Reader 12345"))
     measure(
-        "subscribers.suppression_hash (HMAC)", lambda: suppression_hash(settings, "r@example.org")
+        "subscribers.suppression_hashes (HMAC)",
+        lambda: suppression_hashes(settings, "r@example.org"),
     )
 
     print(f"message: {len(message)} bytes")

@@ -12,7 +12,7 @@ from email.utils import formataddr, parseaddr
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from subscribe.errors import ConfigError
@@ -20,11 +20,17 @@ from subscribe.errors import ConfigError
 ENV_PREFIX = "SUBSCRIBE_"
 
 
+MIN_SECRET_KEY_LENGTH = 16
+MAKE_A_KEY = "python -c 'import secrets; print(secrets.token_urlsafe())'"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", validate_default=True
     )
 
+    # Not a setting (no variable sets it): `serve --dev` allows a short secret key.
+    _trial_run: bool = PrivateAttr(default=False)
     database_url: str = "sqlite:///subscribe.db"
     secret_key: SecretStr | None = None
     base_url: str = "http://127.0.0.1:8000"
@@ -98,9 +104,22 @@ class Settings(BaseSettings):
         if not keys:
             raise ConfigError(
                 f"{ENV_PREFIX}SECRET_KEY is not set: put a long random string in the environment "
-                "or in .env, e.g. from: python -c 'import secrets; print(secrets.token_urlsafe())'"
+                f"or in .env, e.g. from: {MAKE_A_KEY}"
+            )
+        # Only the signing key (the last) must be strong: older ones stay, to verify links
+        # already sent while the list moves off them.
+        if len(keys[-1]) < MIN_SECRET_KEY_LENGTH and not self._trial_run:
+            raise ConfigError(
+                f"{ENV_PREFIX}SECRET_KEY is {len(keys[-1])} characters long: use at least "
+                f"{MIN_SECRET_KEY_LENGTH}, e.g. from: {MAKE_A_KEY}"
             )
         return keys
+
+    def for_trial(self) -> Settings:
+        """The same settings for `serve --dev`: a short secret key is fine on a laptop."""
+        trial = self.model_copy()
+        trial._trial_run = True
+        return trial
 
     @property
     def connect_timeout(self) -> float:

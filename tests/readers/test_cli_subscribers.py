@@ -166,6 +166,27 @@ def test_removed_address_cannot_be_imported_again(settings: Settings, tmp_path: 
     assert run("add", "eve@example.org").exit_code == 0
 
 
+def test_a_removed_address_stays_suppressed_after_the_keys_rotate(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = "the-old-key-that-signed-for-years"
+    monkeypatch.setenv("SUBSCRIBE_SECRET_KEY", old)
+    assert run("add", "eve@example.org", "--confirmed").exit_code == 0
+    assert run("remove", "eve@example.org").exit_code == 0
+    # Rotated as documented: the old key stays to verify, the new one signs.
+    monkeypatch.setenv("SUBSCRIBE_SECRET_KEY", f"{old}, the-new-key-that-signs-from-now-on")
+    refused = run("add", "Eve@Example.org", "--confirmed")
+    assert refused.exit_code == 1 and "removed at their request" in refused.stderr
+    path = tmp_path / "again.csv"
+    path.write_text("email\nfrank@example.org\neve@example.org\n")
+    result = run("import", str(path), "--confirmed")
+    assert "imported 1" in result.stdout and "suppressed (removed earlier) 1" in result.stdout
+    # Erased again under the new key: still one suppression, and still recognised.
+    assert run("remove", "frank@example.org").exit_code == 0
+    assert run("add", "frank@example.org", "--confirmed").exit_code == 1
+    assert "eve@example.org" not in run("list").stdout
+
+
 def test_export_and_list(settings: Settings) -> None:
     run("add", "fay@example.org", "--confirmed", "--name", 'Fay, "the" reader')
     run("add", "gil@example.org")
@@ -214,6 +235,27 @@ def test_missing_secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.stderr.startswith("error: SUBSCRIBE_SECRET_KEY is not set")
     notify = run("notify", "--title", "T", "--url", "https://e.org/", "--yes")
     assert notify.exit_code == 1 and "SUBSCRIBE_SECRET_KEY" in notify.stderr
+
+
+def test_a_short_secret_key_is_refused_with_how_to_make_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SUBSCRIBE_SECRET_KEY", "x")
+    result = run("add", "x@example.org")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: SUBSCRIBE_SECRET_KEY is 1 characters long")
+    assert "secrets.token_urlsafe" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert "x@example.org" not in run("list").stdout  # refused before anything was stored
+    # Rotating off a weak key: the old one may stay (to verify), the new one signs.
+    monkeypatch.setenv("SUBSCRIBE_SECRET_KEY", "x, a-new-key-of-24-characters")
+    assert run("add", "x@example.org").exit_code == 0
+
+
+def test_serve_refuses_a_port_out_of_range() -> None:
+    result = run("serve", "--port", "99999")
+    assert result.exit_code == 2
+    assert "--port" in result.stderr and "65535" in result.stderr
+    assert "Traceback" not in result.output
 
 
 @pytest.mark.parametrize(

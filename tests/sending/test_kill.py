@@ -35,7 +35,7 @@ KILLS = 5
 SUBSCRIBERS = 2000
 CONNECTIONS = 4
 DOT_DELAY = 0.002  # seconds the relay takes to answer each end of data
-ARTIFACTS = Path(__file__).parent / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 COMMAND = [sys.executable, "-c", "from subscribe.cli import main; main()", "resume"]
 
 
@@ -155,3 +155,33 @@ def test_sigkill_at_random_moments_then_resume_sends_everyone_once(
     assert all(n == 2 for n in duplicated.values()), duplicated  # never a third copy
     assert all(len(found) == 1 for found in ids.values()), ids  # same Message-ID
     assert states["sent"] == SUBSCRIBERS and sum(states.values()) == SUBSCRIBERS, states
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_run_exits_75_and_the_next_finishes(
+    sqlite_url: str, relay: FaultServer, signum: signal.Signals
+) -> None:
+    """Ctrl-C or SIGTERM stops cleanly and says so with EX_TEMPFAIL, for cron and scripts."""
+    settings = make_settings(sqlite_url, relay, smtp_connections=2)
+    engine = store.open_store(sqlite_url)
+    try:
+        emails = seed_subscribers(engine, 400)
+        announce_post(engine)
+    finally:
+        engine.dispose()
+    env = {**os.environ, **settings_env(settings)}
+    relay.handler.dot_delay = 0.02  # 400 readers over 2 connections: several seconds
+    process = subprocess.Popen(COMMAND, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert _wait_for(lambda: len(relay.handler.messages) > 10 or process.poll() is not None, 20)
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        process.send_signal(signum)
+    finally:
+        stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 75, stderr.decode()
+    assert b"stopped early: interrupted" in stdout
+    relay.handler.dot_delay = 0.0
+    final = subprocess.run(COMMAND, env=env, capture_output=True, text=True, timeout=60)
+    assert final.returncode == 0, final.stderr
+    assert sorted(set(relay.handler.recipients())) == emails

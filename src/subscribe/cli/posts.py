@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .app import _engine, _sender_factory, _settings, app, now
-from .sending import print_report, send_pass
+from .sending import finish, send_pass
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -127,7 +127,7 @@ def notify(
         send=lambda: send_pass(settings, engine),
     )
     if outcome.report is not None:
-        print_report(outcome.report)
+        finish(outcome.report)
 
 
 def _dry_run(settings: Settings, engine: Engine, plan: NotifyPlan) -> None:

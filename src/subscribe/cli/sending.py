@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .app import _engine, _sender_factory, _settings, app, warn
+from .app import EXIT_TEMPFAIL, _engine, _sender_factory, _settings, app, warn
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -21,6 +21,14 @@ def print_report(report: RunReport) -> None:
     typer.echo(report.summary())
     if report.stopped:
         typer.echo(f"stopped early: {report.stopped}; run `subscribe resume` to continue")
+
+
+def finish(report: RunReport) -> None:
+    """Print the report of a `notify`/`resume` pass; an interrupted one exits 75 (EX_TEMPFAIL)
+    so that cron and scripts know the work is not done."""
+    print_report(report)
+    if report.interrupted:
+        raise typer.Exit(EXIT_TEMPFAIL)
 
 
 def send_pass(settings: Settings, engine: Engine) -> RunReport:
@@ -94,7 +102,7 @@ def resume() -> None:
       subscribe resume
     """
     settings = _settings()
-    print_report(send_pass(settings, _engine(settings)))
+    finish(send_pass(settings, _engine(settings)))
 
 
 @app.command()

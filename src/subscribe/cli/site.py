@@ -12,7 +12,7 @@ from .app import _engine, _settings, app, db_app
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     dev: Annotated[
         bool, typer.Option("--dev", help="Also run the dev mailbox at /dev/mailbox.")
     ] = False,
@@ -26,7 +26,8 @@ def serve(
     """
     from subscribe.web.serve import serve_forever
 
-    serve_forever(_settings(), host=host, port=port, dev=dev)
+    settings = _settings()
+    serve_forever(settings.for_trial() if dev else settings, host=host, port=port, dev=dev)
 
 
 @app.command()

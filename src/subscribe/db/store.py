@@ -253,8 +253,8 @@ def insert_subscribers(connection: Connection, *, rows: Sequence[dict[str, Any]]
     return max(cursor.rowcount, 0)
 
 
-def is_suppressed(session: Session, *, address_hash: str) -> bool:
-    query = select(Suppression.id).where(Suppression.address_hash == address_hash)
+def is_suppressed(session: Session, *, address_hashes: Sequence[str]) -> bool:
+    query = select(Suppression.id).where(col(Suppression.address_hash).in_(address_hashes))
     return session.exec(query).first() is not None
 
 

@@ -17,7 +17,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from email.utils import formatdate
+from email.utils import formatdate, parseaddr
 from typing import Any
 
 import css_inline
@@ -86,11 +86,11 @@ class MessageBuilder:
         self._text_t = env.get_template(f"{template}.txt")
         self._html_t = env.get_template(f"{template}.html")
         self._boundary = "=_subscribe_" + secrets.token_hex(12)  # '=_' never occurs in QP
-        self._from = encode_header("From", settings.mail_from)
+        self._from = address_header("From", *parseaddr(settings.mail_from))
         self._variants: dict[bool, _Compiled | None] = {}
         self._date_second = -1
         self._date = b""
-        list_id = encode_header("List-Id", settings.list_id) if list_headers else b""
+        list_id = address_header("List-Id", *parseaddr(settings.list_id)) if list_headers else b""
         self._common_headers = (
             list_id
             + b"MIME-Version: 1.0\r\n"

@@ -89,16 +89,20 @@ def import_csv(
 
 def _insert_chunk(
     engine: Engine,
-    hasher: Callable[[str], str],
+    hasher: Callable[[str], list[str]],
     chunk: list[dict[str, object]],
     report: ImportReport,
 ) -> None:
     if not chunk:
         return
-    hashes = {hasher(str(row["email_key"])): row for row in chunk}
+    by_key = {str(row["email_key"]): row for row in chunk}
+    hashes = {key: hasher(key) for key in by_key}
     with engine.begin() as connection:
-        suppressed = store.suppressed_hashes(connection, hashes=list(hashes))
-        rows = [row for digest, row in hashes.items() if digest not in suppressed]
+        found = store.suppressed_hashes(
+            connection, hashes=[digest for digests in hashes.values() for digest in digests]
+        )
+        suppressed = {key for key, digests in hashes.items() if found.intersection(digests)}
+        rows = [row for key, row in by_key.items() if key not in suppressed]
         added = store.insert_subscribers(connection, rows=rows)
     report.suppressed += len(suppressed)
     report.added += added

@@ -58,15 +58,19 @@ def clean_name(name: str) -> str:
     return one_line(name)[:200]
 
 
-def suppression_hash(settings: Settings, address_key: str) -> str:
-    """Keyed, so the table of erased addresses cannot be reversed with a word list."""
+def suppression_hashes(settings: Settings, address_key: str) -> list[str]:
+    """Keyed, so the table of erased addresses cannot be reversed with a word list: one hash
+    per configured key, the signing key's first. An address erased before the keys were
+    rotated (``old,new``) is still recognised while the old key stays in the list."""
     return suppression_hasher(settings)(address_key)
 
 
-def suppression_hasher(settings: Settings) -> Callable[[str], str]:
-    """``suppression_hash`` with the key read once, for imports that hash every row."""
-    key = settings.secret_keys()[-1].encode()
-    return lambda address_key: hmac.new(key, address_key.encode(), hashlib.sha256).hexdigest()
+def suppression_hasher(settings: Settings) -> Callable[[str], list[str]]:
+    """``suppression_hashes`` with the keys read once, for imports that hash every row."""
+    keys = [key.encode() for key in reversed(settings.secret_keys())]
+    return lambda address_key: [
+        hmac.new(key, address_key.encode(), hashlib.sha256).hexdigest() for key in keys
+    ]
 
 
 def _check_domain(settings: Settings, address: Address) -> None:
@@ -262,7 +266,8 @@ def add(
                 f"{existing.email} left the list ({existing.status}); only they can come back, "
                 "through the subscribe form or without --confirmed"
             )
-        if store.is_suppressed(session, address_hash=suppression_hash(settings, address.key)):
+        hashes = suppression_hashes(settings, address.key)
+        if store.is_suppressed(session, address_hashes=hashes):
             raise SuppressedAddress(
                 f"{address.display} was removed at their request; add it without --confirmed "
                 "so that they confirm again"
@@ -290,8 +295,8 @@ def remove(session: Session, settings: Settings, *, email: str, now: datetime) -
     """Erase a subscriber and their deliveries, keeping only a keyed hash of the address."""
     subscriber = find(session, email=email)
     session.execute(delivery_table.delete().where(delivery_table.c.subscriber_id == subscriber.id))
-    digest = suppression_hash(settings, subscriber.email_key)
-    if not store.is_suppressed(session, address_hash=digest):
-        session.add(Suppression(address_hash=digest, created_at=now))
+    hashes = suppression_hashes(settings, subscriber.email_key)
+    if not store.is_suppressed(session, address_hashes=hashes):
+        session.add(Suppression(address_hash=hashes[0], created_at=now))
     session.delete(subscriber)
     session.commit()

@@ -46,7 +46,7 @@ from .leases import Owner
 from .ledger import Claimed, Outcome
 from .pacing import RateLimiter, RelayHealth, retry_delay
 from .render_process import Renderer, make_renderer
-from .report import RunReport
+from .report import INTERRUPTED, RunReport
 from .sender import Envelope, NextEnvelope, Sender, SenderFactory
 
 MAX_DROPS_PER_MESSAGE = 3
@@ -98,7 +98,7 @@ class Notifier:
     def request_stop(self) -> None:
         """Finish the messages in flight, hand the rest back, and return (SIGTERM, Ctrl-C)."""
         self._stopping = True
-        self._report.stopped = self._report.stopped or "interrupted"
+        self._report.stopped = self._report.stopped or INTERRUPTED
 
     # -- one pass ---------------------------------------------------------------------------
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from subscribe.db.models import DeliveryStatus
 
+INTERRUPTED = "interrupted"
+
 
 @dataclass
 class RunReport:
@@ -26,6 +28,11 @@ class RunReport:
             self.failed += 1
         elif status == DeliveryStatus.AMBIGUOUS:
             self.ambiguous += 1
+
+    @property
+    def interrupted(self) -> bool:
+        """Stopped by a signal (Ctrl-C, SIGTERM) before it sent what was due."""
+        return self.stopped == INTERRUPTED
 
     @property
     def processed(self) -> int:
