@@ -20,11 +20,12 @@ if TYPE_CHECKING:
     from subscribe.posts.announce import Announcement
     from subscribe.posts.campaign import NotifyPlan
 
+SAMPLE_EMAIL = "reader@example.org"
+
 TitleOpt = Annotated[str, typer.Option("--title", help="The post's title.")]
 UrlOpt = Annotated[str, typer.Option("--url", help="The post's URL.")]
 SummaryOpt = Annotated[str, typer.Option("--summary", help="A short summary.")]
 PostOpt = Annotated[Path | None, typer.Option("--post", help="A Markdown file with front matter.")]
-SAMPLE_EMAIL = "reader@example.org"
 FeedOpt = Annotated[
     str | None,
     typer.Option("--feed", help="An RSS/Atom feed URL or file (default: SUBSCRIBE_FEED_URL)."),
@@ -47,15 +48,24 @@ def _single_source(title: str, url: str, summary: str, post: Path | None) -> Pos
 def _sample_recipient(settings: Settings, spec: PostSpec) -> Recipient:
     """The made-up reader of previews and dry runs: never a real one, whose working
     unsubscribe link would end up in a file or a terminal."""
+    return _unlisted_recipient(
+        settings, email=SAMPLE_EMAIL, key=SAMPLE_EMAIL, name="Sample Reader", post_key=spec.key
+    )
+
+
+def _unlisted_recipient(
+    settings: Settings, *, email: str, key: str, name: str, post_key: str
+) -> Recipient:
+    """A recipient who is no subscriber (id 0): their unsubscribe link names nobody."""
     from subscribe.mail.render import Recipient, message_id
     from subscribe.readers.tokens import tokens_for
 
-    token = tokens_for(settings).unsubscribe_token(0, SAMPLE_EMAIL)  # names no subscriber
+    token = tokens_for(settings).unsubscribe_token(0, key)
     return Recipient(
-        email=SAMPLE_EMAIL,
-        name="Sample Reader",
+        email=email,
+        name=name,
         unsubscribe_url=f"{settings.base_url}/unsubscribe/{token}",
-        message_id=message_id(settings.mail_domain, post_key=spec.key, subscriber_id=0),
+        message_id=message_id(settings.mail_domain, post_key=post_key, subscriber_id=0),
     )
 
 
@@ -198,35 +208,23 @@ def send_test(
     import asyncio
 
     from subscribe.mail.envelopes import post_builder
-    from subscribe.mail.render import Recipient, message_id
+    from subscribe.mail.transactional import Message
     from subscribe.posts.sources import from_flags
     from subscribe.readers.addresses import normalize
-    from subscribe.readers.tokens import tokens_for
-    from subscribe.sending.sender import Envelope
+    from subscribe.sending import transactional
 
     settings = _settings()
-    tokens = tokens_for(settings)
     address = normalize(email)
     spec = from_flags(title=title, url=url, summary=summary)
-    token = tokens.unsubscribe_token(0, address.key)  # names no subscriber: the link is a sample
-    recipient = Recipient(
+    recipient = _unlisted_recipient(
+        settings,
         email=address.ascii,
+        key=address.key,
         name="",
-        unsubscribe_url=f"{settings.base_url}/unsubscribe/{token}",
-        message_id=message_id(
-            settings.mail_domain, post_key=f"test:{now().isoformat()}", subscriber_id=0
-        ),
+        post_key=f"test:{now().isoformat()}",
     )
-    message = post_builder(settings, spec).build(recipient)
-
-    async def send() -> None:
-        sender = _sender_factory(settings)()
-        try:
-            await sender.send(Envelope(settings.mail_from_address, address.ascii, message))
-        finally:
-            await sender.close()
-
-    asyncio.run(send())
+    message = Message(address.ascii, post_builder(settings, spec).build(recipient))
+    asyncio.run(transactional.send(settings, _sender_factory(settings), message))
     typer.echo(
         f"Sent a test email to {address.display} via {settings.smtp_host}:{settings.smtp_port}."
     )
