@@ -98,6 +98,17 @@ def make_settings(
     return load_settings(**values)
 
 
+async def send_queued_emails(engine: Engine, settings: Settings) -> None:
+    """Send the confirmations and welcomes on the ledger, as `serve` or `add` would."""
+    from subscribe.sending.sender import smtp_sender_factory
+    from subscribe.sending.transactional import deliver_due_messages
+
+    factory = smtp_sender_factory(settings)
+    await deliver_due_messages(
+        engine, settings, sender_factory=factory, tokens=tokens_for(settings)
+    )
+
+
 @pytest.fixture
 def settings(database_url: str, smtp_server: SMTPServer) -> Settings:
     return make_settings(database_url, smtp_server)

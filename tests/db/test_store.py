@@ -28,7 +28,7 @@ def test_every_command_migrates_a_fresh_sqlite_file(
         revision = connection.execute("select version_num from alembic_version").fetchone()
         journal = connection.execute("pragma journal_mode").fetchone()[0]
     assert {"subscriber", "post", "delivery", "feedentry", "suppression"} <= tables
-    assert revision == ("0003",)
+    assert revision == ("0004",)
     assert journal == "wal"
 
 
@@ -72,10 +72,10 @@ def test_db_upgrade_command(database_url: str, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("SUBSCRIBE_DATABASE_URL", database_url)
     result = run("db", "upgrade")
     assert result.exit_code == 0, result.output
-    assert "revision 0003" in result.stdout
+    assert "revision 0004" in result.stdout
     engine = store.make_engine(database_url)
     try:
-        assert store.current_revision(engine) == ("0003", "0003")
+        assert store.current_revision(engine) == ("0004", "0004")
         assert "delivery" in sa.inspect(engine).get_table_names()
     finally:
         engine.dispose()
@@ -112,7 +112,8 @@ def test_demo_runs_on_embedded_defaults(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "sent 3, skipped 0, deferred 0, failed 0" in result.stdout
-    assert "7 messages in the dev mailbox" in result.stdout
+    # Four confirmations, three welcomes, three posts.
+    assert "10 messages in the dev mailbox" in result.stdout
     assert "List-Unsubscribe: <http://127.0.0.1:8000/unsubscribe/" in result.stdout
 
 

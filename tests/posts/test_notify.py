@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.policy
 import textwrap
 from email import message_from_bytes
@@ -16,7 +17,10 @@ from sqlmodel import Session
 from subscribe.config import Settings
 from subscribe.db.models import utcnow
 from subscribe.readers import subscribers
+from subscribe.readers.tokens import tokens_for
 from subscribe.sending import ledger
+from subscribe.sending.sender import smtp_sender_factory
+from subscribe.sending.transactional import deliver_due_messages
 
 
 @pytest.fixture(autouse=True)
@@ -39,6 +43,15 @@ def readers(settings: Settings, engine: Engine) -> list[str]:
         subscribers.add(session, settings, email="pending@example.org", now=utcnow())
         subscribers.add(session, settings, email="gone@example.org", confirmed=True, now=utcnow())
         subscribers.unsubscribe_address(session, email="gone@example.org", now=utcnow())
+    # The pending reader's confirmation goes out, as `subscribe add` sends it.
+    asyncio.run(
+        deliver_due_messages(
+            engine,
+            settings,
+            sender_factory=smtp_sender_factory(settings),
+            tokens=tokens_for(settings),
+        )
+    )
     return ["ann@example.org", "Bob@example.org", "cy@example.com"]
 
 

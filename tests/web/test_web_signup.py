@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from conftest import make_settings
+from conftest import make_settings, send_queued_emails
 from mailserver import SMTPServer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -119,6 +119,10 @@ async def test_no_enumeration(
         "bounced": "state5@example.org",
     }
     _prepare_states(engine, settings, addresses)
+    # The pending reader's confirmation went out minutes ago.
+    await send_queued_emails(engine, settings)
+    assert [m.rcpt_tos for m in smtp_server.messages] == [[addresses["pending"]]]
+    smtp_server.messages.clear()
 
     pages = {}
     for state, email in addresses.items():

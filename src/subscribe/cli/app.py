@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from sqlmodel import Session
 
     from subscribe.config import Settings
-    from subscribe.db.models import Subscriber
     from subscribe.sending.sender import SenderFactory
 
 # Exit code of a run that stopped before its work was done (interrupted, relay down for
@@ -144,13 +143,28 @@ def _sender_factory(settings: Settings) -> SenderFactory:
     return smtp_sender_factory(settings)
 
 
-def _send_confirmation(settings: Settings, subscriber: Subscriber) -> None:
+def _deliver_messages(settings: Settings, engine: Engine) -> str:
+    """Send the transactional emails that are due (the one this command queued among them);
+    '' when they went, else why they stay queued for `serve`, `worker` or `resume`."""
     import asyncio
 
+    from subscribe.errors import DeliveryError
     from subscribe.readers.tokens import tokens_for
-    from subscribe.sending import transactional
+    from subscribe.sending.transactional import deliver_due_messages
 
-    tokens = tokens_for(settings)
-    asyncio.run(
-        transactional.send_confirmation(settings, _sender_factory(settings), tokens, subscriber)
-    )
+    try:
+        report = asyncio.run(
+            deliver_due_messages(
+                engine,
+                settings,
+                sender_factory=_sender_factory(settings),
+                tokens=tokens_for(settings),
+            )
+        )
+    except DeliveryError as exc:
+        return str(exc)
+    if report.messages.get("deferred") or report.messages.get("ambiguous"):
+        return "the relay asked us to try again later"
+    if report.messages.get("failed"):
+        return "the relay refused it"
+    return ""

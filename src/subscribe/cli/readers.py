@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from .app import _engine, _send_confirmation, _session, _settings, app, now, warn
+from .app import _deliver_messages, _engine, _session, _settings, app, now, warn
+from .sending import print_mail_overview
 
 EmailArg = Annotated[str, typer.Argument(metavar="EMAIL", help="The reader's address.")]
 
@@ -29,27 +30,33 @@ def add(
     \b
       subscribe add reader@example.org --name "Ada Reader"
     """
+    from subscribe.db import store
     from subscribe.readers import subscribers
     from subscribe.readers.tokens import tokens_for
 
     settings = _settings()
     if not confirmed:
         tokens_for(settings)  # refuse before storing anything if no secret key is set
-    with _session(settings) as session:
+    engine = _engine(settings)
+    with store.write_session(engine) as session:
         outcome = subscribers.add(
             session, settings, email=email, name=name, confirmed=confirmed, now=now()
         )
-        subscriber = outcome.subscriber
-        if confirmed:
-            typer.echo(f"Added {subscriber.email} (confirmed).")
-        elif outcome.confirmation_due:
-            _send_confirmation(settings, subscriber)
-            typer.echo(f"Added {subscriber.email} (pending); sent a confirmation email.")
-        else:
-            typer.echo(
-                f"Added {subscriber.email} (pending); a confirmation email went out recently, "
-                "so no new one was sent."
-            )
+        address = outcome.subscriber.email
+    if confirmed:
+        typer.echo(f"Added {address} (confirmed).")
+    elif not outcome.confirmation_due:
+        typer.echo(
+            f"Added {address} (pending); a confirmation email went out recently, "
+            "so no new one was sent."
+        )
+    elif trouble := _deliver_messages(settings, engine):
+        typer.echo(
+            f"Added {address} (pending); the confirmation email is queued ({trouble}): "
+            "the next `subscribe serve`, `worker` or `resume` sends it."
+        )
+    else:
+        typer.echo(f"Added {address} (pending); sent a confirmation email.")
 
 
 @app.command()
@@ -144,6 +151,7 @@ def stats() -> None:
     typer.echo(f"posts announced: {len(posts)}")
     if totals:
         typer.echo("deliveries: " + ", ".join(f"{k} {v}" for k, v in totals.items() if v))
+    print_mail_overview(engine)
 
 
 @app.command("import")

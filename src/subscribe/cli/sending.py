@@ -175,5 +175,28 @@ def status(
         for pid, per_state in sorted(counts.items()):
             row = session.get(Post, pid)
             label = row.title if row else f"post {pid}"
-            states = ", ".join(f"{k} {v}" for k, v in per_state.items() if v)
-            typer.echo(f"{label}: {states}")
+            typer.echo(f"{label}: {_states(per_state)}")
+    if post is None:
+        print_mail_overview(engine)
+
+
+_KIND_LABELS = {"confirm": "confirmation emails", "welcome": "welcome emails"}
+
+
+def _states(per_state: dict[str, int]) -> str:
+    return ", ".join(f"{state} {n}" for state, n in per_state.items() if n)
+
+
+def print_mail_overview(engine: Engine) -> None:
+    """Transactional mail by kind and state, then failures grouped by the relay's answer:
+    a refusal the admin can act on ("500 Line too long") rather than "failed 1"."""
+    from subscribe.sending import ledger
+
+    for kind, per_state in sorted(ledger.counts_by_kind(engine).items()):
+        typer.echo(f"{_KIND_LABELS.get(kind, kind)}: {_states(per_state)}")
+    reasons = ledger.failure_reasons(engine)
+    if reasons:
+        typer.echo("failed deliveries, by the relay's answer:")
+    for what, error, n in reasons:
+        label = _KIND_LABELS.get(what, repr(what))
+        typer.echo(f"  {n} x {label}: {error or '(no answer recorded)'}")

@@ -57,6 +57,22 @@ class DeliveryStatus(enum.StrEnum):
     SKIPPED = "skipped"  # the subscriber left before their turn came
 
 
+class MessageKind(enum.StrEnum):
+    """What a delivery carries: a post, or a transactional email (no post)."""
+
+    POST = "post"
+    CONFIRM = "confirm"  # "please confirm": goes to a pending reader
+    WELCOME = "welcome"  # after confirming: goes to a confirmed reader
+
+
+# Who may still receive each kind when its turn comes; anyone else's delivery is skipped.
+RECEIVER_STATUS = {
+    MessageKind.POST: "confirmed",
+    MessageKind.CONFIRM: "pending",
+    MessageKind.WELCOME: "confirmed",
+}
+
+
 FINAL_DELIVERY_STATES = frozenset(
     {DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED}
 )
@@ -105,7 +121,10 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (sa.UniqueConstraint("post_id", "subscriber_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    post_id: int = Field(foreign_key="post.id", ondelete="CASCADE")
+    # None for a transactional email (``kind`` says which): unique (post, reader) holds
+    # for posts only, since NULLs never collide.
+    post_id: int | None = Field(default=None, foreign_key="post.id", ondelete="CASCADE")
+    kind: MessageKind = Field(default=MessageKind.POST, sa_type=sa.String(16))
     subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE", index=True)
     status: DeliveryStatus = Field(default=DeliveryStatus.QUEUED, sa_type=sa.String(16))
     attempts: int = 0
@@ -163,11 +182,12 @@ def declare_partial_indexes() -> None:
     """
     if any(index.name == "ix_delivery_due_at" for index in delivery_table.indexes):
         return
-    for column in ("due_at", "lease_until"):
-        condition = sa.text(f"{column} IS NOT NULL")
-        sa.Index(
-            f"ix_delivery_{column}",
-            delivery_table.c[column],
-            sqlite_where=condition,
-            postgresql_where=condition,
-        )
+    conditions = {
+        "ix_delivery_due_at": ("due_at", "due_at IS NOT NULL"),
+        "ix_delivery_lease_until": ("lease_until", "lease_until IS NOT NULL"),
+        # Transactional mail only: the loop in `serve` claims it past a queued million.
+        "ix_delivery_message_due": ("due_at", "due_at IS NOT NULL AND kind <> 'post'"),
+    }
+    for name, (column, where) in conditions.items():
+        condition = sa.text(where)
+        sa.Index(name, delivery_table.c[column], sqlite_where=condition, postgresql_where=condition)

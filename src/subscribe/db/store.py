@@ -21,7 +21,16 @@ from sqlmodel import Session, col, func, select
 
 from subscribe.errors import ConfigError
 
-from .models import FeedEntry, Post, Subscriber, SubscriberStatus, Suppression, UTCDateTime
+from .models import (
+    Delivery,
+    FeedEntry,
+    MessageKind,
+    Post,
+    Subscriber,
+    SubscriberStatus,
+    Suppression,
+    UTCDateTime,
+)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -269,6 +278,14 @@ def suppressed_hashes(connection: Connection, *, hashes: Sequence[str]) -> set[s
 
 def post_by_key(session: Session, *, key: str) -> Post | None:
     return session.exec(select(Post).where(Post.key == key)).first()
+
+
+def enqueue_message(
+    session: Session, *, kind: MessageKind, subscriber_id: int, now: datetime
+) -> None:
+    """A transactional email as a ledger row, in the caller's transaction: it goes out with
+    the change that causes it (a sign-up, a confirmation) or not at all, and then surely."""
+    session.add(Delivery(kind=kind, subscriber_id=subscriber_id, due_at=now, created_at=now))
 
 
 def latest_posts(session: Session, *, limit: int = 5) -> Sequence[Post]:

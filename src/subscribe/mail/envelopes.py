@@ -16,6 +16,7 @@ from markupsafe import Markup
 
 from subscribe.config import Settings
 from subscribe.content import PostSpec
+from subscribe.db.models import Post
 from subscribe.readers.addresses import to_ascii
 from subscribe.readers.tokens import Tokens
 
@@ -41,6 +42,13 @@ class PostContent:
     summary: str
     body_html: str
     published_at: datetime | None
+
+    @classmethod
+    def of(cls, post: Post) -> PostContent:
+        assert post.id is not None
+        return cls(
+            post.id, post.key, post.title, post.url, post.summary, post.body_html, post.published_at
+        )
 
 
 def post_context(settings: Settings, post: PostContent | PostSpec) -> dict[str, object]:
@@ -102,9 +110,9 @@ class EnvelopeFactory:
             message_id=mid,
         )
         wire = builder.build_wire(recipient)
-        return self._return_path(delivery_id), recipient.email, wire, mid
+        return self.return_path(delivery_id), recipient.email, wire, mid
 
-    def _return_path(self, delivery_id: int) -> str:
+    def return_path(self, delivery_id: int) -> str:
         """VERP when a bounce address is set: bounces+TOKEN@domain names the delivery."""
         if self._bounce_parts is None:
             return self._mail_from

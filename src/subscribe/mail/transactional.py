@@ -24,80 +24,78 @@ def site_context(settings: Settings) -> dict[str, Any]:
     }
 
 
-def unsubscribe_url(settings: Settings, tokens: Tokens, subscriber: Subscriber) -> str:
-    assert subscriber.id is not None
-    token = tokens.unsubscribe_token(subscriber.id, subscriber.email_key)
+@dataclass(frozen=True, slots=True)
+class Addressee:
+    """The reader a transactional email goes to: what the ledger's claim returns."""
+
+    subscriber_id: int
+    email: str
+    email_key: str
+    name: str
+
+    @classmethod
+    def of(cls, subscriber: Subscriber) -> Addressee:
+        assert subscriber.id is not None
+        return cls(subscriber.id, subscriber.email, subscriber.email_key, subscriber.name)
+
+
+def unsubscribe_url(settings: Settings, tokens: Tokens, reader: Addressee) -> str:
+    token = tokens.unsubscribe_token(reader.subscriber_id, reader.email_key)
     return f"{settings.base_url}/unsubscribe/{token}"
 
 
-def confirm_url(settings: Settings, tokens: Tokens, subscriber: Subscriber) -> str:
-    assert subscriber.id is not None
-    return (
-        f"{settings.base_url}/confirm/{tokens.confirm_token(subscriber.id, subscriber.email_key)}"
-    )
+def confirm_url(settings: Settings, tokens: Tokens, reader: Addressee) -> str:
+    token = tokens.confirm_token(reader.subscriber_id, reader.email_key)
+    return f"{settings.base_url}/confirm/{token}"
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One whole email and the address it goes to."""
+    """One whole email, the address it goes to, and its Message-ID."""
 
     to: str
     data: bytes
+    message_id: str = ""
 
 
-def _build(
-    settings: Settings,
-    *,
-    template: str,
-    context: Mapping[str, Any],
-    subscriber: Subscriber,
-    unsubscribe: str,
-    kind: str,
-    env: jinja2.Environment | None = None,
-) -> bytes:
-    builder = MessageBuilder(
-        settings,
-        env or make_environment(settings.templates_dir),
-        template,
-        context,
-        list_headers=bool(unsubscribe),
-        splice=False,
-    )
-    recipient = Recipient(
-        email=to_ascii(subscriber.email),
-        name=subscriber.name,
-        unsubscribe_url=unsubscribe,
-        message_id=message_id(
-            settings.mail_domain, post_key=kind, subscriber_id=subscriber.id or 0
-        ),
-    )
-    return Message(recipient.email, builder.build(recipient))
+class Transactional:
+    """Builds confirmation and welcome emails, rendered in full (the confirm link differs
+    per reader, so there is no per-post layout to splice); templates compiled once."""
 
+    def __init__(self, settings: Settings, tokens: Tokens) -> None:
+        self._settings = settings
+        self._tokens = tokens
+        self._env: jinja2.Environment | None = None
 
-def confirmation(settings: Settings, tokens: Tokens, subscriber: Subscriber) -> Message:
-    context = {**site_context(settings), "confirm_url": confirm_url(settings, tokens, subscriber)}
-    return _build(
-        settings,
-        template="email/confirm",
-        context=context,
-        subscriber=subscriber,
-        unsubscribe="",
-        kind=f"confirm:{subscriber.confirmation_sent_at}",
-    )
+    def _build(
+        self, template: str, context: Mapping[str, Any], reader: Addressee, *, key: str
+    ) -> Message:
+        """``key`` names the email (``confirm:DELIVERY_ID``): the same key, the same
+        Message-ID, so a rare re-send after a kill is recognisable as one."""
+        if self._env is None:
+            self._env = make_environment(self._settings.templates_dir)
+        unsubscribe = context.get("unsubscribe_url", "")
+        builder = MessageBuilder(
+            self._settings,
+            self._env,
+            template,
+            {**site_context(self._settings), **context},
+            list_headers=bool(unsubscribe),
+            splice=False,
+        )
+        mid = message_id(
+            self._settings.mail_domain, post_key=key, subscriber_id=reader.subscriber_id
+        )
+        recipient = Recipient(to_ascii(reader.email), reader.name, str(unsubscribe), mid)
+        return Message(recipient.email, builder.build(recipient), mid)
 
+    def confirmation(self, reader: Addressee, *, key: str) -> Message:
+        url = confirm_url(self._settings, self._tokens, reader)
+        return self._build("email/confirm", {"confirm_url": url}, reader, key=key)
 
-def welcome(
-    settings: Settings, tokens: Tokens, subscriber: Subscriber, latest_posts: Sequence[Post]
-) -> Message:
-    context = {
-        **site_context(settings),
-        "latest_posts": [{"title": p.title, "url": p.url} for p in latest_posts],
-    }
-    return _build(
-        settings,
-        template="email/welcome",
-        context=context,
-        subscriber=subscriber,
-        unsubscribe=unsubscribe_url(settings, tokens, subscriber),
-        kind="welcome",
-    )
+    def welcome(self, reader: Addressee, latest_posts: Sequence[Post], *, key: str) -> Message:
+        context = {
+            "latest_posts": [{"title": p.title, "url": p.url} for p in latest_posts],
+            "unsubscribe_url": unsubscribe_url(self._settings, self._tokens, reader),
+        }
+        return self._build("email/welcome", context, reader, key=key)

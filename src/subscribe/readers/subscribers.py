@@ -1,8 +1,8 @@
 """Use cases for one reader: subscribe, confirm, unsubscribe, add, remove.
 
-Plain functions over a session and settings: no web or terminal code here. Functions that
-decide a confirmation email is due say so in their result; the caller sends it (the web
-after the response, the CLI at once), so the database never waits on SMTP.
+Plain functions over a session and settings: no web or terminal code here. An email a
+change causes (a confirmation, a welcome) is a ledger row written in the same transaction;
+the caller only says whether one is due and wakes a sender, so nothing waits on SMTP.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from subscribe.content import one_line
 from subscribe.db import store
 from subscribe.db.models import (
     DeliveryStatus,
+    MessageKind,
     Subscriber,
     SubscriberStatus,
     Suppression,
@@ -166,6 +167,12 @@ def request_subscription(
     session.add(subscriber)
     session.flush()
     due = _take_confirmation_slot(session, subscriber, now)
+    if due:
+        # In the same transaction: a stored sign-up always has its email on the ledger.
+        assert subscriber.id is not None
+        store.enqueue_message(
+            session, kind=MessageKind.CONFIRM, subscriber_id=subscriber.id, now=now
+        )
     session.commit()
     session.refresh(subscriber)
     return SignupOutcome(subscriber, confirmation_due=due)
@@ -180,6 +187,7 @@ def _subscriber_for_token(session: Session, subject: TokenSubject) -> Subscriber
 
 def confirm(session: Session, *, subject: TokenSubject, now: datetime) -> tuple[Subscriber, bool]:
     """Confirm a pending subscriber; (subscriber, True) the first time, replays are harmless.
+    The welcome email is queued with the confirmation.
 
     Only a pending address is confirmed: an old confirmation link cannot undo a later
     unsubscribe.
@@ -190,6 +198,8 @@ def confirm(session: Session, *, subject: TokenSubject, now: datetime) -> tuple[
     subscriber.status = SubscriberStatus.CONFIRMED
     subscriber.confirmed_at = now
     session.add(subscriber)
+    assert subscriber.id is not None
+    store.enqueue_message(session, kind=MessageKind.WELCOME, subscriber_id=subscriber.id, now=now)
     session.commit()
     session.refresh(subscriber)
     return subscriber, True

@@ -16,15 +16,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from subscribe.db.models import (
+    RECEIVER_STATUS,
     DeliveryStatus,
+    MessageKind,
     SubscriberStatus,
     UTCDateTime,
     delivery_table,
+    post_table,
     subscriber_table,
 )
 from subscribe.db.store import driver_sql, driver_time, insert_ignoring_duplicates, is_sqlite
@@ -41,7 +45,7 @@ S = subscriber_table.c
 @dataclass(slots=True)
 class Claimed:
     delivery_id: int
-    post_id: int
+    post_id: int | None  # None for a transactional email
     subscriber_id: int
     email: str
     email_key: str
@@ -53,6 +57,7 @@ class Claimed:
     raw_due_at: object
     raw_created_at: object
     ambiguous_count: int = 0  # earlier attempts that broke after DATA began
+    kind: str = MessageKind.POST.value
 
     @property
     def previous_due_at(self) -> datetime:
@@ -104,10 +109,13 @@ def enqueue(connection: Connection, *, post_id: int, now: datetime) -> int:
 # expanding IN cost ~30 us per claimed row, about a tenth of a message's whole budget.
 _CLAIM = (
     "SELECT d.id, d.post_id, d.subscriber_id, d.attempts, d.status, d.due_at, d.created_at,"
-    " d.ambiguous_count, s.email, s.email_key, s.name, s.status"
+    " d.ambiguous_count, s.email, s.email_key, s.name, s.status, d.kind"
     " FROM delivery d JOIN subscriber s ON s.id = d.subscriber_id"
-    " WHERE d.due_at <= {now} ORDER BY d.due_at LIMIT {limit}"
+    " WHERE d.due_at <= {now}%s ORDER BY d.due_at LIMIT {limit}"
 )
+# Transactional mail only (the loop in `serve`): the same words as the partial index
+# ix_delivery_message_due, so both databases walk it instead of a million post rows.
+MESSAGES_ONLY = " AND d.kind <> 'post'"
 _TAKE = (
     "UPDATE delivery SET status = 'sending', due_at = NULL, lease_until = {lease},"
     " claimed_by = {owner} WHERE id IN "
@@ -128,14 +136,21 @@ def _fromdriver_time(value: object) -> datetime:
 
 
 def claim(
-    engine: Engine, *, owner: Owner, now: datetime, limit: int, lease_seconds: float
+    engine: Engine,
+    *,
+    owner: Owner,
+    now: datetime,
+    limit: int,
+    lease_seconds: float,
+    messages_only: bool = False,
 ) -> list[Claimed]:
-    """Take up to ``limit`` due deliveries; those whose subscriber left are marked skipped."""
+    """Take up to ``limit`` due deliveries; those whose reader may no longer receive them
+    (left before a post; confirmed or gone before a confirmation) are marked skipped."""
     with (
         engine.connect().execution_options(immediate=True) as connection,
         connection.begin(),
     ):
-        query = driver_sql(connection, _CLAIM)
+        query = driver_sql(connection, _CLAIM % (MESSAGES_ONLY if messages_only else ""))
         if not is_sqlite(connection):
             query += " FOR UPDATE OF d SKIP LOCKED"
         rows = connection.exec_driver_sql(
@@ -143,9 +158,8 @@ def claim(
         ).all()
         if not rows:
             return []
-        confirmed = SubscriberStatus.CONFIRMED.value
-        skipped = [row[0] for row in rows if row[11] != confirmed]
-        taken = [row for row in rows if row[11] == confirmed]
+        taken = [row for row in rows if row[11] == RECEIVER_STATUS[row[12]]]
+        skipped = [row[0] for row in rows if row[11] != RECEIVER_STATUS[row[12]]]
         if skipped:
             connection.exec_driver_sql(_SKIP + _id_list(skipped))
         if taken:
@@ -167,6 +181,7 @@ def claim(
             raw_due_at=row[5],
             raw_created_at=row[6],
             ambiguous_count=row[7],
+            kind=row[12],
         )
         for row in taken
     ]
@@ -317,9 +332,11 @@ def sent_since(engine: Engine, *, since: datetime) -> int:
         return int(connection.execute(query).scalar_one())
 
 
-def count_due(engine: Engine, *, cutoff: datetime) -> int:
+def count_due(engine: Engine, *, cutoff: datetime, messages_only: bool = False) -> int:
+    query = sa.select(sa.func.count()).where(D.due_at <= sa.literal(cutoff, UTCDateTime))
+    if messages_only:
+        query = query.where(sa.text("kind <> 'post'"))
     with engine.connect() as connection:
-        query = sa.select(sa.func.count()).where(D.due_at <= sa.literal(cutoff, UTCDateTime))
         return int(connection.execute(query).scalar_one())
 
 
@@ -330,11 +347,37 @@ def next_due(engine: Engine) -> datetime | None:
 
 
 def counts_by_post(engine: Engine, *, post_id: int | None = None) -> dict[int, dict[str, int]]:
+    """Deliveries of each post by state (transactional mail: ``counts_by_kind``)."""
     query = sa.select(D.post_id, D.status, sa.func.count()).group_by(D.post_id, D.status)
-    if post_id is not None:
-        query = query.where(D.post_id == post_id)
-    counts: dict[int, dict[str, int]] = {}
+    query = query.where(D.post_id.is_not(None) if post_id is None else D.post_id == post_id)
+    return _counts(engine, query)
+
+
+def counts_by_kind(engine: Engine) -> dict[str, dict[str, int]]:
+    """Transactional emails (confirmations, welcomes) of each kind by state."""
+    query = sa.select(D.kind, D.status, sa.func.count()).where(D.post_id.is_(None))
+    return _counts(engine, query.group_by(D.kind, D.status))
+
+
+def _counts(engine: Engine, query: sa.Select[tuple[Any, str, int]]) -> dict[Any, dict[str, int]]:
+    counts: dict[Any, dict[str, int]] = {}
     with engine.connect() as connection:
-        for pid, status, n in connection.execute(query):
-            counts.setdefault(pid, {s.value: 0 for s in DeliveryStatus})[status] = n
+        for group, status, n in connection.execute(query):
+            counts.setdefault(group, {s.value: 0 for s in DeliveryStatus})[status] = n
     return counts
+
+
+def failure_reasons(engine: Engine, *, limit: int = 10) -> list[tuple[str, str, int]]:
+    """(what: a post's title or a message kind, the relay's last answer, how many) for
+    failed deliveries, the commonest first: what the admin must fix."""
+    what = sa.func.coalesce(post_table.c.title, D.kind)
+    query = (
+        sa.select(what, D.last_error, sa.func.count())
+        .select_from(delivery_table.outerjoin(post_table, post_table.c.id == D.post_id))
+        .where(D.status == DeliveryStatus.FAILED.value)
+        .group_by(what, D.last_error)
+        .order_by(sa.func.count().desc())
+        .limit(limit)
+    )
+    with engine.connect() as connection:
+        return [(str(w), str(e), int(n)) for w, e, n in connection.execute(query)]

@@ -26,10 +26,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from subscribe.config import Settings
-from subscribe.db.models import DeliveryStatus, Post, utcnow
+from subscribe.db.models import DeliveryStatus, utcnow
 from subscribe.errors import (
     AmbiguousDelivery,
     ConnectionDropped,
@@ -37,13 +36,14 @@ from subscribe.errors import (
     RelayUnavailable,
     TransientDeliveryError,
 )
-from subscribe.mail.envelopes import PostContent, RenderedItem
+from subscribe.mail.envelopes import RenderedItem
 from subscribe.readers.tokens import Tokens
 
 from . import leases, ledger
 from .group_commit import GroupCommit
 from .leases import Owner
 from .ledger import Claimed, Outcome
+from .messages import MessageMaker
 from .pacing import RateLimiter, RelayHealth, retry_delay
 from .render_process import Renderer, make_renderer
 from .report import INTERRUPTED, RunReport
@@ -78,6 +78,7 @@ class Notifier:
         connections: int | None = None,
         on_progress: ProgressCallback | None = None,
         owner: Owner | None = None,
+        messages_only: bool = False,
     ) -> None:
         self._engine = engine
         self._settings = settings
@@ -86,6 +87,8 @@ class Notifier:
         self._connections = connections or settings.smtp_connections
         self._on_progress = on_progress
         self.owner = owner or Owner.this_process()
+        self._messages_only = messages_only  # transactional email only (the loop in `serve`)
+        self._messages = MessageMaker(engine, settings, tokens)
         self._posts_known: set[int] = set()
         self._held: dict[int, Claimed] = {}
         self._stopping = False
@@ -110,7 +113,9 @@ class Notifier:
             leases.take_over_abandoned, self._engine, now=now, host=self.owner.host
         )
         cutoff = utcnow()
-        self._total = await asyncio.to_thread(ledger.count_due, self._engine, cutoff=cutoff)
+        self._total = await asyncio.to_thread(
+            ledger.count_due, self._engine, cutoff=cutoff, messages_only=self._messages_only
+        )
         budget = await asyncio.to_thread(self._daily_budget, cutoff)
         renderer = make_renderer(self._settings, self._tokens, self._total)
         queue: asyncio.Queue[_Job | None] = asyncio.Queue(self._connections * QUEUE_PER_LANE)
@@ -187,13 +192,19 @@ class Notifier:
                     now=cutoff,
                     limit=limit,
                     lease_seconds=self._settings.lease_seconds,
+                    messages_only=self._messages_only,
                 )
                 if not claimed:
                     break
                 for item in claimed:
                     self._held[item.delivery_id] = item
-                await self._add_posts(renderer, {item.post_id for item in claimed})
-                await self._queue_rendered(queue, renderer, claimed)
+                posts = [item for item in claimed if item.post_id is not None]
+                if len(posts) < len(claimed):
+                    messages = [item for item in claimed if item.post_id is None]
+                    if not await self._queue_messages(queue, messages):
+                        break
+                await self._add_posts(renderer, {item.post_id for item in posts if item.post_id})
+                await self._queue_rendered(queue, renderer, posts)
         finally:
             for _ in range(self._connections):
                 await queue.put(None)  # room is there: lanes drain it, or run() empties it
@@ -236,29 +247,23 @@ class Notifier:
             await queue.put(_Job(item, Envelope.from_wire(mail_from, recipient, wire), mid))
         return not self._stopping
 
+    async def _queue_messages(
+        self, queue: asyncio.Queue[_Job | None], claimed: list[Claimed]
+    ) -> bool:
+        """Confirmations and welcomes, made here (see ``messages``), queued in order."""
+        for item in claimed:
+            if self._stopping:
+                return False
+            envelope, mid = await self._messages.envelope(item)
+            await queue.put(_Job(item, envelope, mid))
+        return not self._stopping
+
     async def _add_posts(self, renderer: Renderer, post_ids: set[int]) -> None:
         missing = post_ids - self._posts_known
-        if not missing:
-            return
-
-        def load() -> list[Post]:
-            with Session(self._engine) as session:
-                return [p for pid in missing if (p := session.get(Post, pid)) is not None]
-
-        for post in await asyncio.to_thread(load):
-            assert post.id is not None
-            renderer.add_post(
-                PostContent(
-                    post.id,
-                    post.key,
-                    post.title,
-                    post.url,
-                    post.summary,
-                    post.body_html,
-                    post.published_at,
-                )
-            )
-            self._posts_known.add(post.id)
+        if missing:
+            for post in await asyncio.to_thread(self._messages.post_contents, missing):
+                renderer.add_post(post)
+                self._posts_known.add(post.id)
 
     async def _lane(
         self, sender: Sender, queue: asyncio.Queue[_Job | None], recorder: GroupCommit
@@ -286,7 +291,7 @@ class Notifier:
                     return  # the jobs stay held and go back to the queue untouched
                 await recorder.record(outcome)
                 del self._held[job.claimed.delivery_id]
-                self._count(outcome)
+                self._count(outcome, job.claimed)
                 if ended:
                     return
                 job = following if following is not None else await queue.get()
@@ -374,8 +379,8 @@ class Notifier:
             item.delivery_id, item.subscriber_id, status, error=error, message_id=mid, due_at=due
         )
 
-    def _count(self, outcome: Outcome) -> None:
-        self._report.count(outcome.status)
+    def _count(self, outcome: Outcome, claimed: Claimed) -> None:
+        self._report.count(outcome.status, transactional=claimed.post_id is None)
         self._done += 1
         if self._on_progress is not None:
             self._on_progress(self._done, self._total)

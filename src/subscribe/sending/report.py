@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from subscribe.db.models import DeliveryStatus
 
@@ -18,9 +18,14 @@ class RunReport:
     ambiguous: int = 0
     elapsed: float = 0.0
     stopped: str = ""  # why the run ended early, '' when it finished what was due
+    # Confirmations and welcomes by outcome, apart: the figures above are the posts', so a
+    # `notify` reports its post and not the sign-ups that went out in the same pass.
+    messages: dict[str, int] = field(default_factory=dict)
 
-    def count(self, status: DeliveryStatus) -> None:
-        if status == DeliveryStatus.SENT:
+    def count(self, status: DeliveryStatus, *, transactional: bool = False) -> None:
+        if transactional:
+            self.messages[status.value] = self.messages.get(status.value, 0) + 1
+        elif status == DeliveryStatus.SENT:
             self.sent += 1
         elif status == DeliveryStatus.DEFERRED:
             self.deferred += 1
@@ -36,7 +41,8 @@ class RunReport:
 
     @property
     def processed(self) -> int:
-        return self.sent + self.skipped + self.deferred + self.failed + self.ambiguous
+        posts = self.sent + self.skipped + self.deferred + self.failed + self.ambiguous
+        return posts + sum(self.messages.values())
 
     @property
     def rate(self) -> float:
@@ -48,4 +54,11 @@ class RunReport:
             f"failed {self.failed}"
             + (f", ambiguous {self.ambiguous}" if self.ambiguous else "")
             + f" in {self.elapsed:.1f} s ({self.rate:.0f} msg/s)"
+            + self._messages_summary()
         )
+
+    def _messages_summary(self) -> str:
+        if not self.messages:
+            return ""
+        counts = ", ".join(f"{status} {n}" for status, n in sorted(self.messages.items()))
+        return f"; confirmation and welcome emails: {counts}"

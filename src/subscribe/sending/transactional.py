@@ -1,20 +1,20 @@
-"""Send one transactional email (confirmation, welcome) on a connection of its own."""
+"""Transactional email on the ledger: sending passes over confirmations and welcomes only,
+and one email straight to the relay for `send-test` (which records nothing)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from sqlalchemy.engine import Engine
 
 from subscribe.config import Settings
-from subscribe.db.models import Post, Subscriber
-from subscribe.mail import transactional
+from subscribe.mail.transactional import Message
 from subscribe.readers.tokens import Tokens
 
+from .report import RunReport
 from .sender import Envelope, SenderFactory
 
 
-async def send(
-    settings: Settings, sender_factory: SenderFactory, message: transactional.Message
-) -> bytes:
+async def send(settings: Settings, sender_factory: SenderFactory, message: Message) -> bytes:
+    """One email on a connection of its own, outside the ledger (`send-test`)."""
     sender = sender_factory()
     try:
         await sender.send(Envelope(settings.mail_from_address, message.to, message.data))
@@ -23,20 +23,28 @@ async def send(
     return message.data
 
 
-async def send_confirmation(
-    settings: Settings, sender_factory: SenderFactory, tokens: Tokens, subscriber: Subscriber
-) -> bytes:
-    return await send(
-        settings, sender_factory, transactional.confirmation(settings, tokens, subscriber)
-    )
-
-
-async def send_welcome(
+async def deliver_due_messages(
+    engine: Engine,
     settings: Settings,
+    *,
     sender_factory: SenderFactory,
     tokens: Tokens,
-    subscriber: Subscriber,
-    latest_posts: Sequence[Post],
-) -> bytes:
-    message = transactional.welcome(settings, tokens, subscriber, latest_posts)
-    return await send(settings, sender_factory, message)
+    connections: int | None = None,
+) -> RunReport:
+    """One pass over the transactional emails that are due, posts left to their runs.
+    Raises ``DeliveryError`` when the relay cannot be reached: the rows stay queued."""
+    from .notifier import Notifier
+
+    notifier = Notifier(
+        engine,
+        settings,
+        sender_factory=sender_factory,
+        tokens=tokens,
+        connections=connections or min(settings.smtp_connections, MESSAGE_CONNECTIONS),
+        messages_only=True,
+    )
+    return await notifier.run()
+
+
+# Transactional mail comes a few at a time: a handful of connections carries a sign-up burst.
+MESSAGE_CONNECTIONS = 4

@@ -7,6 +7,7 @@ module only wires them to what they share (``WebContext``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -19,6 +20,7 @@ from subscribe.db import store
 from subscribe.db.ratelimit import Limit, RateLimiter
 from subscribe.mail.render import make_environment
 from subscribe.readers.tokens import tokens_for
+from subscribe.sending.outbox import Outbox
 from subscribe.sending.sender import SenderFactory, smtp_sender_factory
 
 from . import devmailbox, handlers, health, links, signup
@@ -44,12 +46,14 @@ def create_app(
     pages = Pages(settings, make_environment(settings.templates_dir), dev_mailbox=bool(dev_mailbox))
     site_origin = origin_of(settings.site_url)
     engine = store.open_store(settings.database_url)
+    sender_factory = sender_factory or smtp_sender_factory(settings)
     context = WebContext(
         settings=settings,
         engine=engine,
         tokens=tokens,
         pages=pages,
-        sender_factory=sender_factory or smtp_sender_factory(settings),
+        sender_factory=sender_factory,
+        outbox=Outbox(engine, settings, sender_factory=sender_factory, tokens=tokens),
         signup_limiter=RateLimiter(
             engine, Limit("subscribe-ip", settings.subscribe_rate_limit, SIGNUP_WINDOW)
         ),
@@ -60,9 +64,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # The in-process sender: what this process queues is flushed after each response;
+        # this loop sends the rest (other processes', and what waited for the relay).
+        sender = asyncio.create_task(context.outbox.run_forever())
         try:
             yield
         finally:
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
             engine.dispose()
 
     # No generated API docs: this is a public site, not an API to explore.

@@ -17,6 +17,7 @@ from subscribe.db import store
 from subscribe.db.ratelimit import RateLimiter
 from subscribe.errors import RateLimited
 from subscribe.readers.tokens import Tokens
+from subscribe.sending.outbox import Outbox
 from subscribe.sending.sender import SenderFactory
 
 from .clientip import ClientIPResolver, limit_key
@@ -34,6 +35,7 @@ class WebContext:
     tokens: Tokens
     pages: Pages
     sender_factory: SenderFactory
+    outbox: Outbox  # sends the confirmations and welcomes the routes put on the ledger
     signup_limiter: RateLimiter
     client_ips: ClientIPResolver
     site_origin: str  # the blog's origin: the only one allowed to post JSON cross-origin

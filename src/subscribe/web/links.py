@@ -9,14 +9,12 @@ from __future__ import annotations
 from fastapi import APIRouter, BackgroundTasks, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from subscribe.db import store
 from subscribe.db.models import SubscriberStatus
 from subscribe.errors import TokenExpired, TokenInvalid
 from subscribe.readers import subscribers
 from subscribe.readers.subscribers import Consent, SignupOutcome
 from subscribe.readers.tokens import TokenSubject
 
-from . import outbox
 from .context import Ctx, WebContext, now
 from .forms import read_fields
 
@@ -69,7 +67,7 @@ async def resend_confirmation(
     )
     outcome = await run_in_threadpool(_renew, context, subject, consent)
     if outcome.confirmation_due:
-        background.add_task(outbox.send_confirmation, context, outcome.subscriber)
+        background.add_task(context.outbox.flush)
         state = "sent"
     elif outcome.subscriber.status == SubscriberStatus.CONFIRMED:
         state = "confirmed"
@@ -95,9 +93,8 @@ def confirm(token: str, background: BackgroundTasks, context: Ctx) -> Response:
         return _expired(context, token)
     with context.write_session() as session:
         subscriber, first_time = subscribers.confirm(session, subject=subject, now=now())
-        latest = list(store.latest_posts(session)) if first_time else []
     if first_time:
-        background.add_task(outbox.send_welcome, context, subscriber, latest)
+        background.add_task(context.outbox.flush)  # the welcome, queued with the confirmation
     return context.pages.render(
         "confirmed",
         first_time=first_time,

@@ -19,7 +19,6 @@ from subscribe.readers import subscribers
 from subscribe.readers.addresses import normalize
 from subscribe.readers.subscribers import Consent, SignupOutcome
 
-from . import outbox
 from .context import Ctx, WebContext, now
 from .forms import read_fields, wants_json
 from .handlers import domain_error_response, http_error_response
@@ -130,7 +129,7 @@ async def subscribe(request: Request, background: BackgroundTasks, context: Ctx)
         fields = await read_fields(request)
         shown, outcome = await run_in_threadpool(_sign_up, context, request, fields)
         if outcome is not None and outcome.confirmation_due:
-            background.add_task(outbox.send_confirmation, context, outcome.subscriber)
+            background.add_task(context.outbox.flush)
         response = _check_inbox(context, request, shown)
     except InvalidAddress as exc:
         response = _invalid(context, request, fields, exc)
