@@ -49,10 +49,14 @@ class RecordingHandler:
     data_replies: dict[str, str] = field(default_factory=dict)
     pipelining: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # (address, port) of every client connection that said EHLO: how many a run opened.
+    peers: set[tuple[str, int]] = field(default_factory=set)
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
     ) -> list[str]:
+        with self.lock:
+            self.peers.add(tuple(session.peer[:2]))
         return ehlo_responses(session, hostname, responses, pipelining=self.pipelining)
 
     async def handle_RCPT(

@@ -7,12 +7,17 @@ own: the running pass goes round once more, so a burst of sign-ups shares a few 
 ``run_forever`` polls as the fallback: rows written by other processes (`subscribe add`),
 and rows a pass could not send because the relay was down, go out within ``poll`` seconds
 of it coming back; a killed process's rows are taken over by the next pass.
+
+The connections stay open from pass to pass (``SenderPool``), so a burst of sign-ups goes
+out over a few connections rather than a few per pass; they are closed after a minute idle,
+before a relay's own idle timeout would.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from sqlalchemy.engine import Engine
 
@@ -20,11 +25,58 @@ from subscribe.config import Settings
 from subscribe.errors import DeliveryError
 from subscribe.readers.tokens import Tokens
 
-from .sender import SenderFactory
+from .sender import Envelope, NextEnvelope, Sender, SenderFactory
 from .transactional import deliver_due_messages
 
 logger = logging.getLogger(__name__)
 POLL_SECONDS = 5.0
+IDLE_SECONDS = 60.0
+
+
+class SenderPool:
+    """Senders handed out to a pass and taken back, connections open, at its end."""
+
+    def __init__(self, factory: SenderFactory) -> None:
+        self._factory = factory
+        self._idle: list[Sender] = []
+        self._last_used = time.monotonic()
+        # Only while someone will close them later (``Outbox.run_forever``): a flush
+        # without the loop closes its connections at the end of its pass.
+        self.keeping = False
+
+    def sender(self) -> Sender:
+        return _Lent(self, self._idle.pop() if self._idle else self._factory())
+
+    def give_back(self, sender: Sender) -> None:
+        self._idle.append(sender)
+        self._last_used = time.monotonic()
+
+    async def close_idle(self, after: float) -> None:
+        if self._idle and time.monotonic() - self._last_used >= after:
+            await self.close()
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for sender in idle:
+            await sender.close()
+
+
+class _Lent:
+    """A pooled sender: closing it gives it back to the pool with its connection open."""
+
+    def __init__(self, pool: SenderPool, sender: Sender) -> None:
+        self._pool = pool
+        self._sender = sender
+
+    async def send(self, envelope: Envelope, then: NextEnvelope | None = None) -> None:
+        await self._sender.send(envelope, then)
+
+    async def close(self) -> None:
+        # Only a clean connection goes back; one a pass left mid-transaction is closed.
+        if self._pool.keeping and getattr(self._sender, "reusable", False):
+            self._pool.give_back(self._sender)
+        else:
+            await self._sender.close()
 
 
 class Outbox:
@@ -33,7 +85,7 @@ class Outbox:
     ) -> None:
         self._engine = engine
         self._settings = settings
-        self._sender_factory = sender_factory
+        self._senders = SenderPool(sender_factory)
         self._tokens = tokens
         self._again = False
         self._task: asyncio.Task[None] | None = None
@@ -53,7 +105,7 @@ class Outbox:
                 await deliver_due_messages(
                     self._engine,
                     self._settings,
-                    sender_factory=self._sender_factory,
+                    sender_factory=self._senders.sender,
                     tokens=self._tokens,
                 )
             except DeliveryError as exc:
@@ -65,6 +117,12 @@ class Outbox:
                 return
 
     async def run_forever(self, poll: float = POLL_SECONDS) -> None:
-        while True:
-            await self.flush()
-            await asyncio.sleep(poll)
+        self._senders.keeping = True
+        try:
+            while True:
+                await self.flush()
+                await asyncio.sleep(poll)
+                await self._senders.close_idle(IDLE_SECONDS)
+        finally:
+            self._senders.keeping = False
+            await self._senders.close()

@@ -305,6 +305,19 @@ class SMTPSender:
         protocol.write(b"RSET\r\n")
         await protocol.replies(1)
 
+    @property
+    def reusable(self) -> bool:
+        """Connected, between transactions, nothing sent ahead or left unread: another pass
+        may go on on this connection (the loop in `serve` keeps it open)."""
+        smtp, protocol = self._smtp, self._protocol
+        return (
+            smtp is not None
+            and protocol is not None
+            and smtp.is_connected
+            and self._ahead is None
+            and not protocol.has_unread()
+        )
+
     def _drop(self) -> None:
         if self._smtp is not None:
             self._smtp.close()
@@ -317,13 +330,8 @@ class SMTPSender:
         # With an envelope sent ahead the server may be waiting for its body, and anything
         # but the body would be taken as message text: just hang up (no message is
         # delivered without its final dot).
-        if (
-            smtp is not None
-            and protocol is not None
-            and smtp.is_connected
-            and self._ahead is None
-            and not protocol.has_unread()
-        ):
+        if self.reusable:
+            assert smtp is not None and protocol is not None
             protocol.leave_transaction_mode()
             with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
                 await asyncio.wait_for(smtp.quit(), timeout=5)
