@@ -58,6 +58,11 @@ FIGURES: dict[tuple[str, ...], list[str]] = {
         "workers: exactly once, 2 workers into recsink: 300 readers received",
     ],
     ("startup.py",): ["startup, subscribe --help:", "startup, subscribe stats:"],
+    ("signup.py",): [
+        "machine:",
+        "signup, SQLite, 16 clients: subscribe serve",
+        "signup, SQLite: p50",
+    ],
     # Tools rather than targets: they print measurements, no ratios.
     ("profile.py",): ["machine:", "profiled: subscribe notify, 300 readers", "profile:"],
     ("micro.py",): ["machine:", "message:", "micro: tokens.unsubscribe_token"],

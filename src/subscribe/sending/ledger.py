@@ -31,7 +31,13 @@ from subscribe.db.models import (
     post_table,
     subscriber_table,
 )
-from subscribe.db.store import driver_sql, driver_time, insert_ignoring_duplicates, is_sqlite
+from subscribe.db.store import (
+    driver_sql,
+    driver_time,
+    insert_ignoring_duplicates,
+    is_sqlite,
+    sqlite_write_gate,
+)
 
 from .leases import Owner
 
@@ -237,8 +243,9 @@ class OutcomeWriter:
             statement, parameters = _mark_sent(connection, sent, now)
             cursor = connection.connection.cursor()
             try:
-                cursor.execute(statement, parameters)
-                connection.connection.commit()
+                with sqlite_write_gate(self._engine):
+                    cursor.execute(statement, parameters)
+                    connection.connection.commit()
             except BaseException:
                 connection.connection.rollback()
                 raise
