@@ -16,6 +16,8 @@ from sqlmodel import Session
 
 from subscribe.config import Settings
 from subscribe.db.models import utcnow
+from subscribe.posts.announce import register_post
+from subscribe.posts.sources import from_flags
 from subscribe.readers import subscribers
 from subscribe.readers.tokens import tokens_for
 from subscribe.sending import ledger
@@ -82,6 +84,22 @@ def test_notify_from_flags_reaches_exactly_the_confirmed(
     assert len(smtp_server.messages) == before + 3  # nothing twice
     [counts] = ledger.counts_by_post(engine).values()
     assert counts["sent"] == 3
+
+
+def test_a_new_post_reports_its_own_figures_beside_an_older_backlog(
+    readers: list[str], smtp_server: SMTPServer, engine: Engine
+) -> None:
+    """An older post left queued (relay down) goes out with the next notify; the report
+    tells the two posts apart instead of crediting the new one with everything."""
+    with Session(engine) as session:
+        register_post(
+            session, from_flags(title="Older", url="https://blog.example/o"), now=utcnow()
+        )
+    result = run("notify", "--title", "Newer", "--url", "https://blog.example/n", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "announced: Newer (3 queued)" in result.stdout
+    assert "sent 6, skipped 0, deferred 0, failed 0" in result.stdout
+    assert "  Older: sent 3" in result.stdout and "  Newer: sent 3" in result.stdout
 
 
 def test_notify_from_markdown(readers: list[str], smtp_server: SMTPServer, tmp_path: Path) -> None:

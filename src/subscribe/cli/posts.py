@@ -137,7 +137,7 @@ def notify(
         send=lambda: send_pass(settings, engine),
     )
     if outcome.report is not None:
-        finish(outcome.report)
+        finish(outcome.report, engine)
 
 
 def _dry_run(settings: Settings, engine: Engine, plan: NotifyPlan) -> None:

@@ -17,16 +17,32 @@ if TYPE_CHECKING:
     from subscribe.sending.report import RunReport
 
 
-def print_report(report: RunReport) -> None:
+def print_report(report: RunReport, engine: Engine | None = None) -> None:
     typer.echo(report.summary())
+    if engine is not None and len(report.by_post) > 1:
+        _print_posts(report, engine)
     if report.stopped:
         typer.echo(f"stopped early: {report.stopped}; run `subscribe resume` to continue")
 
 
-def finish(report: RunReport) -> None:
+def _print_posts(report: RunReport, engine: Engine) -> None:
+    """A pass that sent several posts' deliveries says how many of each, so that a new
+    post's figures are not an older post's backlog."""
+    from sqlmodel import Session
+
+    from subscribe.db.models import Post
+
+    with Session(engine) as session:
+        for post_id, per_state in sorted(report.by_post.items()):
+            post = session.get(Post, post_id)
+            label = post.title if post is not None else f"post {post_id}"
+            typer.echo(f"  {label}: {_states(per_state)}")
+
+
+def finish(report: RunReport, engine: Engine) -> None:
     """Print the report of a `notify`/`resume` pass; an interrupted one exits 75 (EX_TEMPFAIL)
     so that cron and scripts know the work is not done."""
-    print_report(report)
+    print_report(report, engine)
     if report.interrupted:
         raise typer.Exit(EXIT_TEMPFAIL)
 
@@ -102,7 +118,8 @@ def resume() -> None:
       subscribe resume
     """
     settings = _settings()
-    finish(send_pass(settings, _engine(settings)))
+    engine = _engine(settings)
+    finish(send_pass(settings, engine), engine)
 
 
 @app.command()
@@ -126,14 +143,15 @@ def worker(
     from subscribe.sending import runs
 
     settings = _settings()
+    engine = _engine(settings)
     try:
         runs.run_worker(
-            _engine(settings),
+            engine,
             settings,
             sender_factory=_sender_factory(settings),
             tokens=tokens_for(settings),
             until_idle=until_idle,
-            on_report=print_report,
+            on_report=lambda report: print_report(report, engine),
             on_relay_error=lambda exc: warn(f"relay unavailable, retrying later: {exc}"),
         )
     except DeliveryError as exc:

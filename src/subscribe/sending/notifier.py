@@ -380,7 +380,7 @@ class Notifier:
         )
 
     def _count(self, outcome: Outcome, claimed: Claimed) -> None:
-        self._report.count(outcome.status, transactional=claimed.post_id is None)
+        self._report.count(outcome.status, post_id=claimed.post_id)
         self._done += 1
         if self._on_progress is not None:
             self._on_progress(self._done, self._total)

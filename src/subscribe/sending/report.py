@@ -21,11 +21,17 @@ class RunReport:
     # Confirmations and welcomes by outcome, apart: the figures above are the posts', so a
     # `notify` reports its post and not the sign-ups that went out in the same pass.
     messages: dict[str, int] = field(default_factory=dict)
+    # Each post's outcomes: a pass sends whatever is due, an older post's backlog included,
+    # and `notify` must not report that as its own post's figures.
+    by_post: dict[int, dict[str, int]] = field(default_factory=dict)
 
-    def count(self, status: DeliveryStatus, *, transactional: bool = False) -> None:
-        if transactional:
+    def count(self, status: DeliveryStatus, *, post_id: int | None = None) -> None:
+        if post_id is None:
             self.messages[status.value] = self.messages.get(status.value, 0) + 1
-        elif status == DeliveryStatus.SENT:
+            return
+        per_post = self.by_post.setdefault(post_id, {})
+        per_post[status.value] = per_post.get(status.value, 0) + 1
+        if status == DeliveryStatus.SENT:
             self.sent += 1
         elif status == DeliveryStatus.DEFERRED:
             self.deferred += 1
