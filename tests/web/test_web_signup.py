@@ -6,6 +6,7 @@ what it receives, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import html
 from datetime import UTC, datetime
 
 import httpx
@@ -292,9 +293,9 @@ async def test_oversized_and_unknown_bodies(client: httpx.AsyncClient) -> None:
 
 
 async def test_embed_snippet(client: httpx.AsyncClient) -> None:
-    response = await client.get("/embed")
+    response = await client.get("/embed.txt")
     assert response.status_code == 200
-    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
     snippet = response.text
     assert snippet.lstrip().startswith("<!--")
     assert "<html" not in snippet and "<body" not in snippet  # a fragment to paste
@@ -302,6 +303,17 @@ async def test_embed_snippet(client: httpx.AsyncClient) -> None:
     assert 'method="post"' in snippet
     assert 'name="email"' in snippet and 'name="website"' in snippet
     assert "Subscribe to Test Blog via Email" in snippet
+
+
+async def test_the_embed_page_shows_the_snippet_as_text_to_copy(client: httpx.AsyncClient) -> None:
+    page = await client.get("/embed")
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    raw = (await client.get("/embed.txt")).text
+    textarea = page.text.split("<textarea", 1)[1].split("</textarea>", 1)[0]
+    assert "readonly" in textarea.split(">", 1)[0]
+    assert html.unescape(textarea.split(">", 1)[1]) == raw  # escaped: shown, not run
+    assert "&lt;form" in textarea and "http://testserver/embed.txt" in page.text
 
 
 async def test_embedded_form_posts_like_the_page(

@@ -11,7 +11,7 @@ import logging
 
 from fastapi import APIRouter, BackgroundTasks, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from subscribe.errors import InvalidAddress, SubscribeError
@@ -104,9 +104,15 @@ def subscribe_page(context: Ctx) -> Response:
 
 
 @router.get("/embed")
+def embed_page(context: Ctx) -> Response:
+    """The code a blog pastes into its sidebar, shown as text to copy (and previewed)."""
+    return context.pages.render("embed_page", snippet=context.pages.html("embed"))
+
+
+@router.get("/embed.txt")
 def embed_snippet(context: Ctx) -> Response:
-    """The form a blog pastes into its sidebar, as an HTML fragment."""
-    return context.pages.render("embed")
+    """The same code, raw, for scripts."""
+    return PlainTextResponse(context.pages.html("embed"))
 
 
 @router.options("/subscribe")
