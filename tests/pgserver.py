@@ -253,6 +253,28 @@ class PostgresServer:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.url_for(name)
 
+    def restart(self, *, down_seconds: float = 0.0) -> None:
+        """Stop the server (fast: connections are cut), stay down a while, start it again
+        on the same port and data."""
+        pg_ctl = str(self.bin_dir / "pg_ctl") if self.bin_dir else "pg_ctl"
+        root = self.rootdir or self.datadir.parent
+        for argv, pause in (
+            ([pg_ctl, "stop", "-D", str(self.datadir), "-m", "fast", "-w"], down_seconds),
+            ([pg_ctl, "start", "-D", str(self.datadir), "-l", str(self.logfile), "-w"], 0.0),
+        ):
+            result = subprocess.run(
+                _as_user(self.run_as, argv),
+                cwd=root,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=_START_TIMEOUT + 15,
+                start_new_session=True,
+            )
+            if result.returncode != 0:
+                raise RuntimeError(f"{argv[1]} failed: {result.stderr}\n{_log_tail(self.logfile)}")
+            time.sleep(pause)
+
     def stop(self) -> None:
         """Stop the server immediately and delete its directory (idempotent)."""
         if self._stopped:

@@ -153,6 +153,9 @@ def worker(
             until_idle=until_idle,
             on_report=lambda report: print_report(report, engine),
             on_relay_error=lambda exc: warn(f"relay unavailable, retrying later: {exc}"),
+            on_database_error=lambda exc: warn(
+                f"database unavailable, retrying: {str(exc).splitlines()[0]}"
+            ),
         )
     except DeliveryError as exc:
         raise SubscribeError(str(exc)) from None

@@ -99,3 +99,16 @@ def take_over_abandoned(engine: Engine, *, now: datetime, host: str) -> int:
             .values(status=DeliveryStatus.QUEUED.value, due_at=now, lease_until=None)
         )
         return max(result.rowcount, 0)
+
+
+def requeue_held(engine: Engine, *, owner: Owner, now: datetime) -> int:
+    """Queue again, due at once, every delivery ``owner`` holds: after it lost the database
+    in the middle of a pass, its claims are its own to give back (no lease to wait out)."""
+    with engine.begin() as connection:
+        result = connection.execute(
+            delivery_table.update()
+            .where(D.lease_until.is_not(None))
+            .where(D.claimed_by == str(owner))
+            .values(status=DeliveryStatus.QUEUED.value, due_at=now, lease_until=None)
+        )
+        return max(result.rowcount, 0)

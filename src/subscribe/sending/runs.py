@@ -8,12 +8,15 @@ from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from subscribe.config import Settings
+from subscribe.db.models import utcnow
 from subscribe.errors import DeliveryError, RelayUnavailable
 from subscribe.readers.tokens import Tokens
 
+from . import leases
 from .leases import Owner
 from .notifier import Notifier, ProgressCallback
 from .report import RunReport
@@ -81,12 +84,16 @@ def run_worker(
     until_idle: bool,
     on_report: Callable[[RunReport], None],
     on_relay_error: Callable[[DeliveryError], None],
+    on_database_error: Callable[[Exception], None] = lambda exc: None,
     poll_seconds: float = 5.0,
 ) -> None:
     """Pass after pass until stopped (or, with ``until_idle``, until a pass finds nothing).
 
     Several workers, on one machine or many, share the queue safely: claims never overlap.
-    An unreachable relay pauses a long-running worker instead of ending it.
+    An unreachable relay, or a database that goes away (a PostgreSQL restart), pauses a
+    long-running worker instead of ending it; once the database answers again, what this
+    worker held when it lost it is queued again at once (a message the relay had accepted
+    then may go twice, at most one per connection, with the same Message-ID).
     """
     owner = Owner.this_process()
 
@@ -113,6 +120,12 @@ def run_worker(
                     on_relay_error(exc)
                     await _sleep_unless(stopped, settings.relay_down_timeout)
                     continue
+                except Exception as exc:
+                    if not _lost_database(engine, exc):
+                        raise
+                    on_database_error(exc)
+                    await _regain_database(engine, owner, stopped, poll_seconds)
+                    continue
                 if report.processed or report.stopped:
                     on_report(report)
                 if report.stopped == "daily limit reached" or (until_idle and not report.processed):
@@ -121,6 +134,30 @@ def run_worker(
                     await _sleep_unless(stopped, poll_seconds)
 
     run_sending(run())
+
+
+def _lost_database(engine: Engine, exc: Exception) -> bool:
+    """The database went away (or cannot be reached): SQLAlchemy's wrapped errors, and the
+    driver's own from the ledger's raw group commits."""
+    if isinstance(exc, sa.exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(
+            exc, sa.exc.OperationalError | sa.exc.InterfaceError
+        )
+    driver = engine.dialect.loaded_dbapi
+    return isinstance(exc, driver.OperationalError | driver.InterfaceError)
+
+
+async def _regain_database(
+    engine: Engine, owner: Owner, stopped: asyncio.Event, poll_seconds: float
+) -> None:
+    """Wait for the database, then hand back what this worker held when it went away."""
+    while not stopped.is_set():
+        await _sleep_unless(stopped, poll_seconds)
+        try:
+            await asyncio.to_thread(leases.requeue_held, engine, owner=owner, now=utcnow())
+            return
+        except sa.exc.DBAPIError:
+            continue
 
 
 async def _sleep_unless(stopped: asyncio.Event, seconds: float) -> None:
