@@ -8,15 +8,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import make_settings, require_service
 from faultserver import FaultServer, announce_post, seed_subscribers, settings_env
 from pgserver import postgres_available, start_postgres
+from webserver import wait_for
 
 from subscribe.db import store
 
@@ -44,9 +43,13 @@ def test_a_worker_rides_out_a_postgresql_restart(tmp_path: Path) -> None:
         }
         worker = subprocess.Popen(WORKER, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            assert wait_until(lambda: len(relay.handler.messages) > 50, 30), "no sending began"
+            wait_for(lambda: len(relay.handler.messages) > 50, timeout=30, what="sending")
             server.restart(down_seconds=2)
-            assert wait_until(lambda: set(relay.handler.recipients()) >= set(emails), 90)
+            wait_for(
+                lambda: set(relay.handler.recipients()) >= set(emails),
+                timeout=90,
+                what="every reader after the restart",
+            )
         finally:
             worker.send_signal(signal.SIGTERM)
             _, stderr = worker.communicate(timeout=30)
@@ -66,12 +69,3 @@ def test_a_worker_rides_out_a_postgresql_restart(tmp_path: Path) -> None:
 
 
 WORKER = [sys.executable, "-c", "from subscribe.cli import main; main()", "worker"]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False

@@ -9,8 +9,12 @@ from subscribe.config import Settings
 from subscribe.mail.transactional import Message
 from subscribe.readers.tokens import Tokens
 
+from .notifier import Notifier
 from .report import RunReport
 from .sender import Envelope, SenderFactory
+
+# Transactional mail comes a few at a time: a handful of connections carries a sign-up burst.
+MESSAGE_CONNECTIONS = 4
 
 
 async def send(settings: Settings, sender_factory: SenderFactory, message: Message) -> bytes:
@@ -33,8 +37,6 @@ async def deliver_due_messages(
 ) -> RunReport:
     """One pass over the transactional emails that are due, posts left to their runs.
     Raises ``DeliveryError`` when the relay cannot be reached: the rows stay queued."""
-    from .notifier import Notifier
-
     notifier = Notifier(
         engine,
         settings,
@@ -44,7 +46,3 @@ async def deliver_due_messages(
         messages_only=True,
     )
     return await notifier.run()
-
-
-# Transactional mail comes a few at a time: a handful of connections carries a sign-up burst.
-MESSAGE_CONNECTIONS = 4
