@@ -138,6 +138,49 @@ def test_import_reports_bad_rows_and_skips_duplicates(
     assert status_of("ben@BÜCHER.de") == "confirmed"
 
 
+def test_import_without_confirmed_sends_each_new_reader_one_confirmation(
+    settings: Settings,
+    engine: Engine,
+    smtp_server: SMTPServer,
+    tokens: Tokens,
+    status_of: Callable[[str], str],
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "pending.csv"
+    path.write_text("email,name\ncat@example.org,Cat\ndan@example.org,\n", encoding="utf-8")
+    result = run("import", str(path))
+    assert result.exit_code == 0, result.output
+    assert "imported 2" in result.stdout and "confirmation emails: 2 sent" in result.stdout
+    assert sorted(r for m in smtp_server.messages for r in m.rcpt_tos) == [
+        "cat@example.org",
+        "dan@example.org",
+    ]
+    text = smtp_server.messages[0].message().get_body(("plain",)).get_content()
+    link = re.search(r"http://testserver/confirm/(\S+)", text)
+    assert link is not None and tokens.read_confirm(link.group(1))
+    assert status_of("cat@example.org") == "pending"
+    # Again: nobody new, nobody mailed twice; the form's cooldown counts the import's email.
+    again = run("import", str(path))
+    assert "imported 0, duplicates skipped 2" in again.stdout and "confirmation" not in again.stdout
+    assert len(smtp_server.messages) == 2
+    with store.write_session(engine) as session:
+        form = subscribers.request_subscription(
+            session, settings, email="cat@example.org", consent=subscribers.Consent(), now=utcnow()
+        )
+    assert form.confirmation_due is False
+
+
+def test_import_no_confirmation_email_stores_pending_and_mails_nobody(
+    smtp_server: SMTPServer, status_of: Callable[[str], str], tmp_path: Path
+) -> None:
+    path = tmp_path / "quiet.csv"
+    path.write_text("email\neve@example.org\n", encoding="utf-8")
+    result = run("import", str(path), "--no-confirmation-email")
+    assert result.exit_code == 0, result.output
+    assert status_of("eve@example.org") == "pending" and smtp_server.messages == []
+    assert "confirmation emails" not in run("stats").stdout  # nothing queued either
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

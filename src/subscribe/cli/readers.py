@@ -160,8 +160,17 @@ def import_(
     confirmed: Annotated[
         bool, typer.Option("--confirmed", help="Import as confirmed (you hold their consent).")
     ] = False,
+    no_confirmation_email: Annotated[
+        bool,
+        typer.Option(
+            "--no-confirmation-email",
+            help="Import as pending without emailing them (they can confirm through the form).",
+        ),
+    ] = False,
 ) -> None:
     """Import subscribers from a CSV file; bad rows are reported by line, duplicates skipped.
+
+    Without --confirmed each new reader is pending and gets a confirmation email.
 
     Example:
 
@@ -171,8 +180,14 @@ def import_(
     from subscribe.readers import imports
 
     settings = _settings()
+    engine = _engine(settings)
     report = imports.import_csv(
-        _engine(settings), settings, path=file, confirmed=confirmed, now=now()
+        engine,
+        settings,
+        path=file,
+        confirmed=confirmed,
+        now=now(),
+        confirmation_emails=not no_confirmation_email,
     )
     for line, message in report.invalid[:50]:
         warn(f"line {line}: {message}")
@@ -182,6 +197,15 @@ def import_(
         f"imported {report.added}, duplicates skipped {report.duplicates}, "
         f"invalid {len(report.invalid)}, suppressed (removed earlier) {report.suppressed}"
     )
+    if report.confirmations_queued:
+        trouble = _deliver_messages(settings, engine)
+        count = report.confirmations_queued
+        typer.echo(
+            f"confirmation emails: {count} queued; the next `subscribe serve`, `worker` or "
+            f"`resume` sends what is left ({trouble})"
+            if trouble
+            else f"confirmation emails: {count} sent"
+        )
 
 
 @app.command()

@@ -29,6 +29,7 @@ class ImportReport:
     duplicates: int = 0
     suppressed: int = 0
     invalid: list[tuple[int, str]] = field(default_factory=list)  # (line number, message)
+    confirmations_queued: int = 0
 
 
 def _read_rows(handle: TextIO) -> Iterator[tuple[int, dict[str, str]]]:
@@ -42,12 +43,23 @@ def _read_rows(handle: TextIO) -> Iterator[tuple[int, dict[str, str]]]:
 
 
 def import_csv(
-    engine: Engine, settings: Settings, *, path: Path, confirmed: bool, now: datetime
+    engine: Engine,
+    settings: Settings,
+    *,
+    path: Path,
+    confirmed: bool,
+    now: datetime,
+    confirmation_emails: bool = True,
 ) -> ImportReport:
-    """Bulk import in chunks (Core executemany); bad rows reported by line, duplicates skipped."""
+    """Bulk import in chunks (Core executemany); bad rows reported by line, duplicates skipped.
+
+    Readers imported as pending get a confirmation email each, queued on the ledger (and
+    sent, paced, like any other), unless ``confirmation_emails`` is False.
+    """
     report = ImportReport()
     hasher = suppression_hasher(settings)
     status = SubscriberStatus.CONFIRMED if confirmed else SubscriberStatus.PENDING
+    source = f"import:{path.name}"[:200]
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
@@ -69,7 +81,7 @@ def import_csv(
                         "status": status.value,
                         "created_at": now,
                         "confirmed_at": now if confirmed else None,
-                        "consent_source": f"import:{path.name}"[:200],
+                        "consent_source": source,
                         "consent_ip": "",
                         "consent_user_agent": "",
                         "consent_at": now,
@@ -84,6 +96,11 @@ def import_csv(
         except (UnicodeDecodeError, csv.Error) as exc:
             raise SubscribeError(f"{path} is not a readable CSV file: {exc}") from None
         _insert_chunk(engine, hasher, chunk, report)
+    if not confirmed and confirmation_emails and report.added:
+        with engine.begin() as connection:
+            report.confirmations_queued = store.enqueue_import_confirmations(
+                connection, source=source, at=now
+            )
     return report
 
 
