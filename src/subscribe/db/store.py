@@ -23,16 +23,12 @@ from sqlmodel import Session, col, func, select
 from subscribe.errors import ConfigError
 
 from .models import (
-    Delivery,
     FeedEntry,
-    MessageKind,
     Post,
     Subscriber,
     SubscriberStatus,
     Suppression,
     UTCDateTime,
-    delivery_table,
-    subscriber_table,
 )
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -332,50 +328,6 @@ def suppressed_hashes(connection: Connection, *, hashes: Sequence[str]) -> set[s
 
 def post_by_key(session: Session, *, key: str) -> Post | None:
     return session.exec(select(Post).where(Post.key == key)).first()
-
-
-def enqueue_message(
-    session: Session, *, kind: MessageKind, subscriber_id: int, now: datetime
-) -> None:
-    """A transactional email as a ledger row, in the caller's transaction: it goes out with
-    the change that causes it (a sign-up, a confirmation) or not at all, and then surely."""
-    session.add(Delivery(kind=kind, subscriber_id=subscriber_id, due_at=now, created_at=now))
-
-
-def enqueue_import_confirmations(connection: Connection, *, source: str, at: datetime) -> int:
-    """One confirmation email on the ledger for each reader an import stored as pending
-    (``consent_source`` ``source``, created ``at``), and their confirmation slot taken, so
-    the form's cooldown counts it. One statement each, over the whole import."""
-    s = subscriber_table.c
-    when = sa.literal(at, UTCDateTime)
-    imported = sa.and_(
-        s.status == SubscriberStatus.PENDING.value, s.consent_source == source, s.created_at == when
-    )
-    columns = ["kind", "subscriber_id", "status", "attempts", "ambiguous_count", "due_at"]
-    columns += ["claimed_by", "last_error", "message_id", "created_at"]
-    rows = sa.select(
-        sa.literal(MessageKind.CONFIRM.value),
-        s.id,
-        sa.literal("queued"),
-        sa.literal(0),
-        sa.literal(0),
-        when,
-        sa.literal(""),
-        sa.literal(""),
-        sa.literal(""),
-        when,
-    ).where(imported)
-    connection.execute(delivery_table.insert().from_select(columns, rows))
-    result = connection.execute(
-        subscriber_table.update()
-        .where(imported)
-        .values(
-            confirmation_sent_at=when,
-            confirmation_day=at.date().isoformat(),
-            confirmations_that_day=1,
-        )
-    )
-    return max(result.rowcount, 0)
 
 
 def latest_posts(session: Session, *, limit: int = 5) -> Sequence[Post]:

@@ -13,7 +13,7 @@ from typing import TextIO
 from sqlalchemy.engine import Engine
 
 from subscribe.config import Settings
-from subscribe.db import store
+from subscribe.db import deliveries, store
 from subscribe.db.models import SubscriberStatus
 from subscribe.errors import InvalidAddress, SubscribeError
 
@@ -98,7 +98,7 @@ def import_csv(
         _insert_chunk(engine, hasher, chunk, report)
     if not confirmed and confirmation_emails and report.added:
         with engine.begin() as connection:
-            report.confirmations_queued = store.enqueue_import_confirmations(
+            report.confirmations_queued = deliveries.enqueue_import_confirmations(
                 connection, source=source, at=now
             )
     return report

@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from subscribe.config import Settings
 from subscribe.content import one_line
-from subscribe.db import store
+from subscribe.db import deliveries, store
 from subscribe.db.models import (
     DeliveryStatus,
     MessageKind,
@@ -170,7 +170,7 @@ def request_subscription(
     if due:
         # In the same transaction: a stored sign-up always has its email on the ledger.
         assert subscriber.id is not None
-        store.enqueue_message(
+        deliveries.enqueue_message(
             session, kind=MessageKind.CONFIRM, subscriber_id=subscriber.id, now=now
         )
     session.commit()
@@ -199,7 +199,9 @@ def confirm(session: Session, *, subject: TokenSubject, now: datetime) -> tuple[
     subscriber.confirmed_at = now
     session.add(subscriber)
     assert subscriber.id is not None
-    store.enqueue_message(session, kind=MessageKind.WELCOME, subscriber_id=subscriber.id, now=now)
+    deliveries.enqueue_message(
+        session, kind=MessageKind.WELCOME, subscriber_id=subscriber.id, now=now
+    )
     session.commit()
     session.refresh(subscriber)
     return subscriber, True

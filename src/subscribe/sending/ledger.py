@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from subscribe.db.deliveries import queued_deliveries
 from subscribe.db.models import (
     RECEIVER_STATUS,
     DeliveryStatus,
@@ -90,20 +91,12 @@ class Outcome:
 
 def enqueue(connection: Connection, *, post_id: int, now: datetime) -> int:
     """One queued delivery per confirmed subscriber, in one set-based INSERT ... SELECT."""
-    columns = ["post_id", "subscriber_id", "status", "attempts", "due_at", "claimed_by"]
-    columns += ["last_error", "message_id", "created_at"]
-    when = sa.literal(now, UTCDateTime)
-    source = sa.select(
-        sa.literal(post_id),
-        S.id,
-        sa.literal(DeliveryStatus.QUEUED.value),
-        sa.literal(0),
-        when,
-        sa.literal(""),
-        sa.literal(""),
-        sa.literal(""),
-        when,
-    ).where(S.status == SubscriberStatus.CONFIRMED.value)
+    columns, source = queued_deliveries(
+        kind=MessageKind.POST,
+        readers=S.status == SubscriberStatus.CONFIRMED.value,
+        at=now,
+        post_id=post_id,
+    )
     statement = insert_ignoring_duplicates(connection, delivery_table).from_select(columns, source)
     connection.execute(statement)
     # rowcount is not reported for INSERT ... SELECT by every driver: count what is there.

@@ -1,0 +1,83 @@
+"""Putting deliveries on the ledger: a transactional email in the caller's transaction, and
+set-based INSERT ... SELECT statements that queue one delivery per matching reader.
+
+What happens to a delivery afterwards (claim, send, record) is ``sending.ledger``'s.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlmodel import Session
+
+from .models import (
+    Delivery,
+    MessageKind,
+    SubscriberStatus,
+    UTCDateTime,
+    delivery_table,
+    subscriber_table,
+)
+
+
+def enqueue_message(
+    session: Session, *, kind: MessageKind, subscriber_id: int, now: datetime
+) -> None:
+    """A transactional email as a ledger row, in the caller's transaction: it goes out with
+    the change that causes it (a sign-up, a confirmation) or not at all, and then surely."""
+    session.add(Delivery(kind=kind, subscriber_id=subscriber_id, due_at=now, created_at=now))
+
+
+def queued_deliveries(
+    *,
+    kind: MessageKind,
+    readers: sa.ColumnElement[bool],
+    at: datetime,
+    post_id: int | None = None,
+) -> tuple[list[str], sa.Select[Any]]:
+    """The columns and rows of an INSERT ... SELECT that queues one delivery, due ``at``,
+    for every subscriber matching ``readers``: a million in one statement."""
+    when = sa.literal(at, UTCDateTime)
+    columns = ["kind", "post_id", "subscriber_id", "status", "attempts", "ambiguous_count"]
+    columns += ["due_at", "claimed_by", "last_error", "message_id", "created_at"]
+    rows = sa.select(
+        sa.literal(kind.value),
+        sa.cast(sa.null(), sa.Integer) if post_id is None else sa.literal(post_id),
+        subscriber_table.c.id,
+        sa.literal("queued"),
+        sa.literal(0),
+        sa.literal(0),
+        when,
+        sa.literal(""),
+        sa.literal(""),
+        sa.literal(""),
+        when,
+    ).where(readers)
+    return columns, rows
+
+
+def enqueue_import_confirmations(connection: Connection, *, source: str, at: datetime) -> int:
+    """One confirmation email on the ledger for each reader an import stored as pending
+    (``consent_source`` ``source``, created ``at``), and their confirmation slot taken, so
+    the form's cooldown counts it. One statement each, over the whole import."""
+    s = subscriber_table.c
+    imported = sa.and_(
+        s.status == SubscriberStatus.PENDING.value,
+        s.consent_source == source,
+        s.created_at == sa.literal(at, UTCDateTime),
+    )
+    columns, rows = queued_deliveries(kind=MessageKind.CONFIRM, readers=imported, at=at)
+    connection.execute(delivery_table.insert().from_select(columns, rows))
+    result = connection.execute(
+        subscriber_table.update()
+        .where(imported)
+        .values(
+            confirmation_sent_at=at,
+            confirmation_day=at.date().isoformat(),
+            confirmations_that_day=1,
+        )
+    )
+    return max(result.rowcount, 0)
