@@ -1,15 +1,14 @@
-"""The reader commands: add, unsubscribe, remove, list, stats, import, export."""
+"""The reader commands: add, unsubscribe, remove, list, stats, export (import: imports.py)."""
 
 from __future__ import annotations
 
 import sys
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .app import _deliver_messages, _engine, _session, _settings, app, now, warn
+from .app import _deliver_messages, _engine, _session, _settings, app, now
 from .sending import print_mail_overview
 
 EmailArg = Annotated[str, typer.Argument(metavar="EMAIL", help="The reader's address.")]
@@ -152,60 +151,6 @@ def stats() -> None:
     if totals:
         typer.echo("deliveries: " + ", ".join(f"{k} {v}" for k, v in totals.items() if v))
     print_mail_overview(engine)
-
-
-@app.command("import")
-def import_(
-    file: Annotated[Path, typer.Argument(help="CSV with a header row: email[,name].")],
-    confirmed: Annotated[
-        bool, typer.Option("--confirmed", help="Import as confirmed (you hold their consent).")
-    ] = False,
-    no_confirmation_email: Annotated[
-        bool,
-        typer.Option(
-            "--no-confirmation-email",
-            help="Import as pending without emailing them (they can confirm through the form).",
-        ),
-    ] = False,
-) -> None:
-    """Import subscribers from a CSV file; bad rows are reported by line, duplicates skipped.
-
-    Without --confirmed each new reader is pending and gets a confirmation email.
-
-    Example:
-
-    \b
-      subscribe import readers.csv --confirmed
-    """
-    from subscribe.readers import imports
-
-    settings = _settings()
-    engine = _engine(settings)
-    report = imports.import_csv(
-        engine,
-        settings,
-        path=file,
-        confirmed=confirmed,
-        now=now(),
-        confirmation_emails=not no_confirmation_email,
-    )
-    for line, message in report.invalid[:50]:
-        warn(f"line {line}: {message}")
-    if len(report.invalid) > 50:
-        warn(f"... and {len(report.invalid) - 50} more invalid rows")
-    typer.echo(
-        f"imported {report.added}, duplicates skipped {report.duplicates}, "
-        f"invalid {len(report.invalid)}, suppressed (removed earlier) {report.suppressed}"
-    )
-    if report.confirmations_queued:
-        trouble = _deliver_messages(settings, engine)
-        count = report.confirmations_queued
-        typer.echo(
-            f"confirmation emails: {count} queued; the next `subscribe serve`, `worker` or "
-            f"`resume` sends what is left ({trouble})"
-            if trouble
-            else f"confirmation emails: {count} sent"
-        )
 
 
 @app.command()

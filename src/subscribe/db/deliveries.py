@@ -6,6 +6,7 @@ What happens to a delivery afterwards (claim, send, record) is ``sending.ledger`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -59,15 +60,19 @@ def queued_deliveries(
     return columns, rows
 
 
-def enqueue_import_confirmations(connection: Connection, *, source: str, at: datetime) -> int:
-    """One confirmation email on the ledger for each reader an import stored as pending
-    (``consent_source`` ``source``, created ``at``), and their confirmation slot taken, so
-    the form's cooldown counts it. One statement each, over the whole import."""
+def enqueue_import_confirmations(
+    connection: Connection, *, keys: Sequence[str], at: datetime
+) -> int:
+    """One confirmation email on the ledger for each reader an import just stored as pending
+    (their ``email_key`` among ``keys``, never sent one), and their confirmation slot taken,
+    so the form's cooldown counts it. Run in the transaction that stored them."""
+    if not keys:
+        return 0
     s = subscriber_table.c
     imported = sa.and_(
+        s.email_key.in_(list(keys)),
         s.status == SubscriberStatus.PENDING.value,
-        s.consent_source == source,
-        s.created_at == sa.literal(at, UTCDateTime),
+        s.confirmation_sent_at.is_(None),
     )
     columns, rows = queued_deliveries(kind=MessageKind.CONFIRM, readers=imported, at=at)
     connection.execute(delivery_table.insert().from_select(columns, rows))

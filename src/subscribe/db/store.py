@@ -274,6 +274,7 @@ _SUBSCRIBER_COLUMNS = (
     "status",
     "created_at",
     "confirmed_at",
+    "unsubscribed_at",
     "consent_source",
     "consent_ip",
     "consent_user_agent",

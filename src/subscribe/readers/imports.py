@@ -1,45 +1,70 @@
-"""Importing a list: CSV rows in chunks, bad rows reported by line, duplicates and erased
-addresses skipped."""
+"""Importing a list from another tool (or our own export) without losing anyone's consent.
+
+The file is read to its end before anything is stored (``import_file``); its format comes
+from its header row (``import_formats``). Each reader keeps the standing the source gave
+them: people who left stay unsubscribed and undeliverable ones bounced, whatever
+``--confirmed`` says, and a reader already here whom the source says left since their last
+consent is unsubscribed. Rows go in by chunks, one transaction each, with the confirmation
+emails of the new pending readers queued in the same transaction.
+"""
 
 from __future__ import annotations
 
-import csv
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from subscribe.config import Settings
-from subscribe.db import deliveries, store
+from subscribe.db import bulk, deliveries, store
 from subscribe.db.models import SubscriberStatus
-from subscribe.errors import InvalidAddress, SubscribeError
+from subscribe.errors import InvalidAddress
 
+from . import import_file
 from .addresses import normalize
+from .import_formats import Layout, Row, Standing, layout_for
 from .subscribers import clean_name, suppression_hasher
+from .timestamps import NotADate, parse_timestamp
 
 IMPORT_CHUNK = 5000
+_STAYING = (SubscriberStatus.PENDING.value, SubscriberStatus.CONFIRMED.value)
+_GONE = (SubscriberStatus.UNSUBSCRIBED.value, SubscriberStatus.BOUNCED.value)
 
 
 @dataclass
 class ImportReport:
-    added: int = 0
-    duplicates: int = 0
+    format: str = ""
+    title: str = ""
+    mapping: list[str] = field(default_factory=list)
+    encoding_note: str = ""
+    imported: Counter[str] = field(default_factory=Counter)  # by status as stored
+    already_present: int = 0
     suppressed: int = 0
-    invalid: list[tuple[int, str]] = field(default_factory=list)  # (line number, message)
+    departed: int = 0  # readers already here whom the source says left
+    invalid: list[tuple[int, str]] = field(default_factory=list)  # skipped: (line, reason)
+    warnings: list[tuple[int, str]] = field(default_factory=list)  # kept, with a caveat
     confirmations_queued: int = 0
+    dry_run: bool = False
+
+    @property
+    def added(self) -> int:
+        return sum(self.imported.values())
+
+    @property
+    def duplicates(self) -> int:  # the name of the count before formats were recognised
+        return self.already_present
 
 
-def _read_rows(handle: TextIO) -> Iterator[tuple[int, dict[str, str]]]:
-    reader = csv.DictReader(handle)
-    fields = [f.strip().lower() for f in (reader.fieldnames or [])]
-    if "email" not in fields:
-        raise SubscribeError("the CSV file needs a header row with an 'email' column")
-    reader.fieldnames = fields
-    for row in reader:
-        yield reader.line_num, row
+@dataclass(frozen=True)
+class ImportOptions:
+    confirmed: bool
+    now: datetime
+    confirmation_emails: bool = True
+    dry_run: bool = False
 
 
 def import_csv(
@@ -50,77 +75,188 @@ def import_csv(
     confirmed: bool,
     now: datetime,
     confirmation_emails: bool = True,
+    format: str | None = None,
+    encoding: str | None = None,
+    dry_run: bool = False,
 ) -> ImportReport:
-    """Bulk import in chunks (Core executemany); bad rows reported by line, duplicates skipped.
-
-    Readers imported as pending get a confirmation email each, queued on the ledger (and
-    sent, paced, like any other), unless ``confirmation_emails`` is False.
-    """
-    report = ImportReport()
-    hasher = suppression_hasher(settings)
-    status = SubscriberStatus.CONFIRMED if confirmed else SubscriberStatus.PENDING
-    source = f"import:{path.name}"[:200]
-    try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise SubscribeError(f"cannot read {path}: {exc.strerror}") from None
-    with handle:
-        chunk: list[dict[str, object]] = []
-        try:
-            for line, row in _read_rows(handle):
-                try:
-                    address = normalize(row.get("email") or "")
-                except InvalidAddress as exc:
-                    report.invalid.append((line, f"{(row.get('email') or '').strip()!r}: {exc}"))
-                    continue
-                chunk.append(
-                    {
-                        "email": address.display,
-                        "email_key": address.key,
-                        "name": clean_name(row.get("name") or ""),
-                        "status": status.value,
-                        "created_at": now,
-                        "confirmed_at": now if confirmed else None,
-                        "consent_source": source,
-                        "consent_ip": "",
-                        "consent_user_agent": "",
-                        "consent_at": now,
-                        "confirmation_day": "",
-                        "confirmations_that_day": 0,
-                        "bounce_count": 0,
-                    }
-                )
-                if len(chunk) >= IMPORT_CHUNK:
-                    _insert_chunk(engine, hasher, chunk, report)
-                    chunk = []
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise SubscribeError(f"{path} is not a readable CSV file: {exc}") from None
-        _insert_chunk(engine, hasher, chunk, report)
-    if not confirmed and confirmation_emails and report.added:
-        with engine.begin() as connection:
-            report.confirmations_queued = deliveries.enqueue_import_confirmations(
-                connection, source=source, at=now
-            )
+    """Read ``path`` whole, then store its readers by chunks (``dry_run``: only count them)."""
+    shape = import_file.inspect(path, encoding=encoding)
+    records = import_file.rows(path, shape)
+    first = next(records, None)
+    if first is None:
+        raise import_file.UnreadableFile(f"{path} has no rows")
+    layout = layout_for(first[1], forced=format)
+    for _ in records:  # to the end: a file that cannot be read changes nothing
+        pass
+    report = ImportReport(
+        format=layout.format.name,
+        title=layout.format.title,
+        mapping=layout.mapping(),
+        encoding_note=shape.note,
+        dry_run=dry_run,
+    )
+    options = ImportOptions(confirmed, now, confirmation_emails, dry_run)
+    chunk = _Chunk(engine, settings, options, report, source=f"import:{layout.format.name}")
+    records = import_file.rows(path, shape)
+    if layout.has_header_row:
+        next(records)
+    for line, fields in records:
+        reader = _reader(layout, layout.row(fields), line, options, report)
+        if reader is not None:
+            chunk.add(reader)
+    chunk.flush()
     return report
 
 
-def _insert_chunk(
-    engine: Engine,
-    hasher: Callable[[str], list[str]],
-    chunk: list[dict[str, object]],
-    report: ImportReport,
-) -> None:
-    if not chunk:
-        return
-    by_key = {str(row["email_key"]): row for row in chunk}
-    hashes = {key: hasher(key) for key in by_key}
-    with engine.begin() as connection:
+def _reader(
+    layout: Layout, row: Row, line: int, options: ImportOptions, report: ImportReport
+) -> dict[str, Any] | None:
+    """The subscriber row a record makes, None when it is skipped (and listed)."""
+    fmt = layout.format
+    raw = row.get(*fmt.email)
+    if not raw:
+        if row.get(*layout.index):  # a row with cells but no address
+            report.invalid.append((line, "no email address"))
+        return None
+    try:
+        address = normalize(raw)
+    except InvalidAddress as exc:
+        report.invalid.append((line, f"{raw!r}: {exc}"))
+        return None
+    standing = fmt.standing(row, layout.header)
+    if not isinstance(standing, Standing):
+        report.invalid.append((line, f"{address.display}: {standing}"))
+        return None
+
+    def when(columns: tuple[str, ...]) -> datetime | None:
+        value = row.get(*columns)
+        try:
+            return parse_timestamp(value)
+        except NotADate:
+            report.warnings.append((line, f"{value!r} is not a date; the import time is used"))
+            return None
+
+    created, consented = when(fmt.created), when(fmt.confirmed)
+    status = _status(standing, options.confirmed)
+    left = when(fmt.left) if status in _GONE else None
+    if status == SubscriberStatus.CONFIRMED:
+        confirmed_at: datetime | None = consented or created or options.now
+    elif status == SubscriberStatus.PENDING:
+        confirmed_at = None
+    else:
+        confirmed_at = consented
+    return {
+        "email": address.display,
+        "email_key": address.key,
+        "name": clean_name(fmt.name_of(row)),
+        "status": status.value,
+        "created_at": created or consented or options.now,
+        "confirmed_at": confirmed_at,
+        "unsubscribed_at": left or (options.now if status in _GONE else None),
+        "consent_source": "",  # set by the chunk
+        "consent_ip": row.get(*fmt.ip)[:64],
+        "consent_user_agent": "",
+        "consent_at": consented or created or options.now,
+        "confirmation_day": "",
+        "confirmations_that_day": 0,
+        "bounce_count": 0,
+    }
+
+
+def _status(standing: Standing, confirmed: bool) -> SubscriberStatus:
+    if standing == Standing.SUBSCRIBED:
+        return SubscriberStatus.CONFIRMED if confirmed else SubscriberStatus.PENDING
+    if standing == Standing.PENDING:
+        return SubscriberStatus.PENDING
+    if standing == Standing.LEFT:
+        return SubscriberStatus.UNSUBSCRIBED
+    return SubscriberStatus.BOUNCED
+
+
+class _Chunk:
+    """Rows waiting to be stored together, in one transaction."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        options: ImportOptions,
+        report: ImportReport,
+        *,
+        source: str,
+    ) -> None:
+        self.engine = engine
+        self.hasher: Callable[[str], list[str]] = suppression_hasher(settings)
+        self.options = options
+        self.report = report
+        self.source = source
+        self.rows: dict[str, dict[str, Any]] = {}
+
+    def add(self, reader: dict[str, Any]) -> None:
+        reader["consent_source"] = self.source
+        key = reader["email_key"]
+        earlier = self.rows.get(key)
+        if earlier is not None:
+            self.report.already_present += 1
+            # The same address twice: the row that says they left wins.
+            if not (reader["status"] in _GONE and earlier["status"] in _STAYING):
+                return
+        self.rows[key] = reader
+        if len(self.rows) >= IMPORT_CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        with self._transaction() as connection:
+            self._store(connection)
+        self.rows = {}
+
+    def _transaction(self) -> Any:
+        return self.engine.connect() if self.options.dry_run else self.engine.begin()
+
+    def _store(self, connection: Connection) -> None:
+        report, options = self.report, self.options
+        keys = list(self.rows)
+        existing = bulk.readers_by_key(connection, keys=keys)
+        hashes = {key: self.hasher(key) for key in keys if key not in existing}
         found = store.suppressed_hashes(
             connection, hashes=[digest for digests in hashes.values() for digest in digests]
         )
-        suppressed = {key for key, digests in hashes.items() if found.intersection(digests)}
-        rows = [row for key, row in by_key.items() if key not in suppressed]
-        added = store.insert_subscribers(connection, rows=rows)
-    report.suppressed += len(suppressed)
-    report.added += added
-    report.duplicates += len(chunk) - len(suppressed) - added
+        new = [
+            row
+            for key, row in self.rows.items()
+            if key in hashes and not found.intersection(hashes[key])
+        ]
+        report.suppressed += len(hashes) - len(new)
+        departures = list(self._departures(existing))
+        report.already_present += len(existing) - len(departures)
+        report.departed += len(departures)
+        if options.dry_run:
+            report.imported.update(row["status"] for row in new)
+            return
+        added = store.insert_subscribers(connection, rows=new)
+        report.imported.update(row["status"] for row in new)
+        if added < len(new):  # someone signed up meanwhile: theirs is the row kept
+            report.already_present += len(new) - added
+            commonest = report.imported.most_common(1)[0][0]
+            report.imported[commonest] -= len(new) - added
+        bulk.record_departures(connection, departures=departures)
+        if options.confirmation_emails:
+            pending = [r["email_key"] for r in new if r["status"] == SubscriberStatus.PENDING]
+            report.confirmations_queued += deliveries.enqueue_import_confirmations(
+                connection, keys=pending, at=options.now
+            )
+
+    def _departures(self, existing: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Readers already here whom the source says left after their latest consent here
+        (a departure without a date counts as now: we would rather not mail them)."""
+        for key, current in existing.items():
+            row = self.rows[key]
+            if row["status"] not in _GONE or current.status not in _STAYING:
+                continue
+            consent = current.confirmed_at or current.created_at
+            if consent is not None and consent.tzinfo is None:
+                consent = consent.replace(tzinfo=row["unsubscribed_at"].tzinfo)
+            if consent is None or row["unsubscribed_at"] > consent:
+                yield {"id": current.id, "status": row["status"], "at": row["unsubscribed_at"]}
