@@ -39,19 +39,19 @@ def parse_timestamp(text: str) -> datetime | None:
 
 
 def _iso(value: str) -> datetime | None:
-    candidates = [value]
+    candidates = [(value, False)]
     bare = _ZONE_SUFFIX.sub("", value)
     if bare != value:
-        candidates.append(bare)
+        candidates.append((bare, True))
     spaced = _SPACED_OFFSET.match(value)
     if spaced:
-        candidates.append(spaced.group(1) + spaced.group(2))
-    for candidate in candidates:
+        candidates.append((spaced.group(1) + spaced.group(2), False))
+    for candidate, zone_removed in candidates:
         try:
             parsed = datetime.fromisoformat(candidate)
         except ValueError:
             continue
-        if candidate is bare and parsed.tzinfo is not None:
+        if zone_removed and parsed.tzinfo is not None:
             continue  # "…+02:00 UTC" says two things
         return parsed
     return None
