@@ -219,16 +219,10 @@ class _Chunk:
         report, options = self.report, self.options
         keys = list(self.rows)
         existing = bulk.readers_by_key(connection, keys=keys)
-        hashes = {key: self.hasher(key) for key in keys if key not in existing}
-        found = store.suppressed_hashes(
-            connection, hashes=[digest for digests in hashes.values() for digest in digests]
-        )
-        new = [
-            row
-            for key, row in self.rows.items()
-            if key in hashes and not found.intersection(hashes[key])
-        ]
-        report.suppressed += len(hashes) - len(new)
+        candidates = [key for key in keys if key not in existing]
+        erased = self._erased(connection, candidates)
+        new = [self.rows[key] for key in candidates if key not in erased]
+        report.suppressed += len(erased)
         departures = list(self._departures(existing))
         report.already_present += len(existing) - len(departures)
         report.departed += len(departures)
@@ -247,6 +241,16 @@ class _Chunk:
             report.confirmations_queued += deliveries.enqueue_import_confirmations(
                 connection, keys=pending, at=options.now
             )
+
+    def _erased(self, connection: Connection, keys: list[str]) -> set[str]:
+        """The addresses among ``keys`` that were erased at their request."""
+        if not keys or not store.any_suppressed(connection):
+            return set()
+        hashes = {key: self.hasher(key) for key in keys}
+        found = store.suppressed_hashes(
+            connection, hashes=[digest for digests in hashes.values() for digest in digests]
+        )
+        return {key for key, digests in hashes.items() if found.intersection(digests)}
 
     def _departures(self, existing: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Readers already here whom the source says left after their latest consent here
