@@ -3,24 +3,51 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .models import DeliveryStatus, SubscriberStatus, delivery_table, subscriber_table
 
 
-def readers_by_key(connection: Connection, *, keys: Sequence[str]) -> dict[str, Any]:
-    """Who among ``keys`` is already on the list: key -> (id, status, created_at,
-    confirmed_at). One indexed look-up for a chunk of an import."""
+@dataclass(frozen=True, slots=True)
+class KnownReader:
+    id: int
+    status: str
+    created_at: datetime | None
+    confirmed_at: datetime | None
+
+
+def readers_by_key(connection: Connection, *, keys: Sequence[str]) -> dict[str, KnownReader]:
+    """Who among ``keys`` is already on the list. One indexed look-up for a chunk of an
+    import, through the driver: the same query built by SQLAlchemy grew the process by
+    ~250 KB a chunk (flat through sqlite3 alone)."""
     if not keys:
         return {}
-    s = subscriber_table.c
-    query = sa.select(s.email_key, s.id, s.status, s.created_at, s.confirmed_at).where(
-        s.email_key.in_(list(keys))
-    )
-    return {row.email_key: row for row in connection.execute(query)}
+    columns = "email_key, id, status, created_at, confirmed_at"
+    if connection.dialect.name == "sqlite":
+        marks = ",".join("?" * len(keys))
+        sql = f"SELECT {columns} FROM subscriber WHERE email_key IN ({marks})"
+        result = connection.exec_driver_sql(sql, tuple(keys))
+    else:
+        sql = f"SELECT {columns} FROM subscriber WHERE email_key = ANY(%(keys)s)"
+        result = connection.exec_driver_sql(sql, {"keys": list(keys)})
+    return {
+        key: KnownReader(id, status, _utc(created), _utc(confirmed))
+        for key, id, status, created, confirmed in result
+    }
+
+
+def _utc(value: object) -> datetime | None:
+    """A time as the driver returns it (SQLite: naive UTC text) as an aware datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def record_departures(connection: Connection, *, departures: Sequence[dict[str, Any]]) -> int:

@@ -69,13 +69,16 @@ def enqueue_import_confirmations(
     if not keys:
         return 0
     s = subscriber_table.c
+    # An expanding parameter, not in_(list): SQLAlchemy keeps something of every literal
+    # list it sees, and an import passes a thousand lists of 5,000 keys.
+    parameters = {"import_keys": list(keys)}
     imported = sa.and_(
-        s.email_key.in_(list(keys)),
+        s.email_key.in_(sa.bindparam("import_keys", expanding=True)),
         s.status == SubscriberStatus.PENDING.value,
         s.confirmation_sent_at.is_(None),
     )
     columns, rows = queued_deliveries(kind=MessageKind.CONFIRM, readers=imported, at=at)
-    connection.execute(delivery_table.insert().from_select(columns, rows))
+    connection.execute(delivery_table.insert().from_select(columns, rows), parameters)
     result = connection.execute(
         subscriber_table.update()
         .where(imported)
@@ -83,6 +86,7 @@ def enqueue_import_confirmations(
             confirmation_sent_at=at,
             confirmation_day=at.date().isoformat(),
             confirmations_that_day=1,
-        )
+        ),
+        parameters,
     )
     return max(result.rowcount, 0)

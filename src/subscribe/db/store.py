@@ -352,8 +352,9 @@ def any_suppressed(connection: Connection) -> bool:
 
 def suppressed_hashes(connection: Connection, *, hashes: Sequence[str]) -> set[str]:
     table: sa.Table = Suppression.__table__  # type: ignore[attr-defined]
-    query = sa.select(table.c.address_hash).where(table.c.address_hash.in_(hashes))
-    return set(connection.execute(query).scalars())
+    wanted = sa.bindparam("hashes", expanding=True)  # not in_(list): see bulk.readers_by_key
+    query = sa.select(table.c.address_hash).where(table.c.address_hash.in_(wanted))
+    return set(connection.execute(query, {"hashes": list(hashes)}).scalars())
 
 
 # -- posts and feeds ----------------------------------------------------------------------

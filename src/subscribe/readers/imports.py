@@ -252,7 +252,7 @@ class _Chunk:
         )
         return {key for key, digests in hashes.items() if found.intersection(digests)}
 
-    def _departures(self, existing: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def _departures(self, existing: dict[str, bulk.KnownReader]) -> Iterator[dict[str, Any]]:
         """Readers already here whom the source says left after their latest consent here
         (a departure without a date counts as now: we would rather not mail them)."""
         for key, current in existing.items():
@@ -260,7 +260,5 @@ class _Chunk:
             if row["status"] not in _GONE or current.status not in _STAYING:
                 continue
             consent = current.confirmed_at or current.created_at
-            if consent is not None and consent.tzinfo is None:
-                consent = consent.replace(tzinfo=row["unsubscribed_at"].tzinfo)
             if consent is None or row["unsubscribed_at"] > consent:
                 yield {"id": current.id, "status": row["status"], "at": row["unsubscribed_at"]}
