@@ -20,6 +20,7 @@ from subscribe.db.models import Post
 from subscribe.readers.addresses import to_ascii
 from subscribe.readers.tokens import Tokens
 
+from .dates import format_date
 from .render import MessageBuilder, Recipient, make_environment, message_id
 from .transactional import site_context
 
@@ -42,12 +43,22 @@ class PostContent:
     summary: str
     body_html: str
     published_at: datetime | None
+    categories: tuple[str, ...] = ()
+    image_url: str = ""
 
     @classmethod
     def of(cls, post: Post) -> PostContent:
         assert post.id is not None
         return cls(
-            post.id, post.key, post.title, post.url, post.summary, post.body_html, post.published_at
+            post.id,
+            post.key,
+            post.title,
+            post.url,
+            post.summary,
+            post.body_html,
+            post.published_at,
+            tuple(row.category for row in post.categories),
+            post.image_url,
         )
 
 
@@ -58,9 +69,13 @@ def post_context(settings: Settings, post: PostContent | PostSpec) -> dict[str, 
             "title": post.title,
             "url": post.url,
             "summary": post.summary,
-            # Our own Markdown rendering (raw HTML escaped), so it is trusted markup.
+            # Our own Markdown rendering (raw HTML escaped) or a feed excerpt sanitised by
+            # posts.summaries: trusted markup either way.
             "body_html": Markup(post.body_html),
             "published_at": post.published_at,
+            "date": format_date(post.published_at, getattr(settings, "language", "en")),
+            "categories": list(post.categories),
+            "image_url": post.image_url,
         },
     }
 
