@@ -12,9 +12,8 @@ import enum
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-import sqlalchemy.orm
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import Field, Relationship, SQLModel
+from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
@@ -116,15 +115,6 @@ class Post(SQLModel, table=True):
     published_at: datetime | None = _time()  # type: ignore[assignment]
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     image_url: str = Field(default="", max_length=2000)  # the feed's image for the post
-    # Loaded with the post (one extra SELECT for any number of posts): every email shows them.
-    categories: list[PostCategory] = Relationship(
-        sa_relationship=sa.orm.relationship(
-            "PostCategory",
-            lazy="selectin",
-            order_by="PostCategory.position",
-            cascade="all, delete-orphan",
-        )
-    )
 
 
 class PostCategory(SQLModel, table=True):

@@ -12,11 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+import sqlalchemy as sa
 from markupsafe import Markup
+from sqlalchemy.orm import object_session
 
 from subscribe.config import Settings
 from subscribe.content import PostSpec
-from subscribe.db.models import Post
+from subscribe.db.models import Post, PostCategory
 from subscribe.readers.addresses import to_ascii
 from subscribe.readers.tokens import Tokens
 
@@ -48,7 +50,17 @@ class PostContent:
 
     @classmethod
     def of(cls, post: Post) -> PostContent:
+        """The post's content; its categories are read through the session that loaded it."""
         assert post.id is not None
+        session = object_session(post)
+        categories: tuple[str, ...] = ()
+        if session is not None:
+            query = (
+                sa.select(PostCategory.category)
+                .where(PostCategory.post_id == post.id)
+                .order_by(PostCategory.position)
+            )
+            categories = tuple(session.execute(query).scalars())
         return cls(
             post.id,
             post.key,
@@ -57,7 +69,7 @@ class PostContent:
             post.summary,
             post.body_html,
             post.published_at,
-            tuple(row.category for row in post.categories),
+            categories,
             post.image_url,
         )
 

@@ -38,14 +38,14 @@ def register_post(session: Session, spec: PostSpec, *, now: datetime) -> Announc
         published_at=spec.published_at,
         created_at=now,
         image_url=spec.image_url,
-        categories=[
-            PostCategory(category=name, position=position)
-            for position, name in enumerate(spec.categories)
-        ],
     )
     session.add(post)
     session.flush()
     assert post.id is not None
+    session.add_all(
+        PostCategory(post_id=post.id, category=name, position=position)
+        for position, name in enumerate(spec.categories)
+    )
     enqueued = ledger.enqueue(session.connection(), post_id=post.id, now=now)
     session.commit()
     session.refresh(post)

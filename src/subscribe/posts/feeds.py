@@ -132,7 +132,7 @@ def _looks_like_html(fetched: _Fetched) -> bool:
 def read_feed(location: str, *, _followed_from: str = "") -> Feed:
     fetched = _fetch(location)
     if not fetched.content.strip():
-        raise SourceError(f"{location} is empty: not a feed")
+        raise SourceError(f"{location} is empty, not an RSS or Atom feed")
     headers = {"content-type": fetched.content_type} if fetched.content_type else {}
     if fetched.web_url:
         headers["content-location"] = fetched.web_url  # the base for relative links
@@ -144,11 +144,11 @@ def read_feed(location: str, *, _followed_from: str = "") -> Feed:
             if advertised and not _followed_from:
                 return read_feed(advertised, _followed_from=location)
             raise SourceError(
-                f"{location} is a web page, not a feed, and it names no feed "
+                f"{location} is a web page, not an RSS or Atom feed, and it names none "
                 '(<link rel="alternate" type="application/rss+xml" href=...>)'
             )
         if fetched.content.lstrip().startswith(b"{"):
-            raise SourceError(f"{location} is JSON, not an RSS or Atom feed")
+            raise SourceError(f"{location} is JSON (a JSON Feed?), not an RSS or Atom feed")
         reason = parsed.get("bozo_exception") or "no feed elements"
         raise SourceError(f"{location} is not an RSS or Atom feed: {one_line(str(reason))}")
     feed = _entries(fetched, parsed)
