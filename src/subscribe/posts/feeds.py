@@ -153,10 +153,10 @@ def read_feed(location: str, *, _followed_from: str = "") -> Feed:
         raise SourceError(f"{location} is not an RSS or Atom feed: {one_line(str(reason))}")
     feed = _entries(fetched, parsed)
     if parsed.entries and not feed.entries:
-        raise SourceError(
-            f"{location}: none of its {len(parsed.entries)} entries can be announced "
-            f"({feed.skipped[0].reason})"
-        )
+        count = len(parsed.entries)
+        which = "its only entry" if count == 1 else f"none of its {count} entries"
+        verb = "cannot" if count == 1 else "can"
+        raise SourceError(f"{location}: {which} {verb} be announced ({feed.skipped[0].reason})")
     return replace(feed, followed_from=_followed_from)
 
 
@@ -222,22 +222,22 @@ def _summary(entry: Mapping[str, Any], title: str, base: str) -> tuple[summaries
 
 def _image(entry: Mapping[str, Any], content: str, base: str) -> str:
     """media:content/thumbnail, an image enclosure, itunes:image, else the content's first."""
-    candidates: list[str] = []
+    candidates: list[Mapping[str, Any]] = []
     for media in entry.get("media_content") or []:
         kind = _text(media.get("type")) or _text(media.get("medium"))
-        url = _text(media.get("url"))
-        if kind.startswith("image") or url.lower().endswith(_IMAGE_SUFFIXES):
-            candidates.append(url)
-    candidates += [_text(thumb.get("url")) for thumb in entry.get("media_thumbnail") or []]
+        if kind.startswith("image") or _text(media.get("url")).lower().endswith(_IMAGE_SUFFIXES):
+            candidates.append(media)
+    candidates += entry.get("media_thumbnail") or []
     for link in entry.get("links") or []:
         if link.get("rel") == "enclosure" and _text(link.get("type")).startswith("image/"):
-            candidates.append(_text(link.get("href")))
+            candidates.append({"url": link.get("href")})
     image = entry.get("image")
     if isinstance(image, Mapping):
-        candidates.append(_text(image.get("href")))
+        candidates.append({"url": image.get("href")})
     for candidate in candidates:
-        url = urljoin(base, candidate.strip())
-        if identity.is_web_url(url):
+        url = urljoin(base, _text(candidate.get("url")).strip())
+        width, height = candidate.get("width"), candidate.get("height")
+        if identity.is_web_url(url) and not summaries.is_decorative(url, width, height):
             return url
     return summaries.first_image(content or _text(entry.get("summary")), base=base)
 

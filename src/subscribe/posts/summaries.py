@@ -59,9 +59,15 @@ _TAIL = re.compile(
 )
 _BRACKETED = ("[", "(")
 _SENTENCE_END = '.!?…:;)]"”’»'
-_APPEARED_FIRST = re.compile(r"\AThe post .{1,300} appeared first on .{1,200}\Z", re.S)
+# Paragraphs an engine adds to every entry: WordPress (Yoast), Medium.
+_BOILERPLATE = re.compile(
+    r"\A(?:The post .{1,300} appeared first on .{1,200}"
+    r"|.{1,300} was originally published in .{1,200} on Medium\.?)\Z",
+    re.S,
+)
 _TRACKER_HINTS = ("pixel", "tracking", "/track/", "feeds.feedburner.com/~r", "stats.wordpress")
-_DECORATIVE_HINTS = ("/emoji/", "gravatar.com/avatar", "s.w.org/images/core/emoji")
+_DECORATIVE_HINTS = ("/emoji/", "gravatar.com/avatar", "avatars.", "/avatar/")
+MIN_IMAGE_SIDE = 100  # pixels, when the markup says: smaller is an icon, an avatar or a tracker
 
 # One inline run: its text and the marks around it (("a", href), ("em", ""), ...).
 Run = tuple[str, tuple[tuple[str, str], ...]]
@@ -199,7 +205,7 @@ def _paragraphs(markup: str, base: str) -> list[list[Run]]:
     walker.walk(root)
     paragraphs = []
     for runs in walker.result():
-        if _APPEARED_FIRST.match(_text(runs)):
+        if _BOILERPLATE.match(_text(runs)):
             continue
         runs = _without_tail(runs)
         if runs:
@@ -249,6 +255,11 @@ def excerpt(
         blocks = re.split(r"\n\s*\n", markup.strip())
         markup = "".join(f"<p>{escape(block)}</p>" for block in blocks)
     paragraphs = _shorten(_paragraphs(markup, base), limit)
+    if paragraphs and _TRUNCATED_TAG.search(markup):
+        # The engine cut the summary inside a tag (Hexo): say that the text goes on.
+        last_text, marks = paragraphs[-1][-1]
+        if not last_text.endswith("…"):
+            paragraphs[-1][-1] = (last_text + " …", marks)
     text = "\n\n".join(_text(runs) for runs in paragraphs)
     body = "".join("<p>" + "".join(_run_html(*run) for run in runs) + "</p>" for runs in paragraphs)
     return Excerpt(text, nh3.clean(body, tags=_ALLOWED_TAGS, attributes={"a": {"href"}}))
@@ -289,15 +300,19 @@ def first_image(markup: str, *, base: str) -> str:
         src = urljoin(base, (image.get("src") or "").strip())
         if not src.startswith(("http://", "https://")):
             continue
-        lowered = src.lower()
-        if any(hint in lowered for hint in _TRACKER_HINTS + _DECORATIVE_HINTS):
-            continue
-        if any(_is_tiny(image.get(side)) for side in ("width", "height")):
+        if is_decorative(src, image.get("width"), image.get("height")):
             continue
         return src
     return ""
 
 
-def _is_tiny(size: str | None) -> bool:
-    digits = (size or "").strip().removesuffix("px")
-    return digits.isdigit() and int(digits) <= 2
+def is_decorative(src: str, width: object = None, height: object = None) -> bool:
+    """A tracker, an emoji, an avatar or an icon: no image to head a post's email with."""
+    lowered = src.lower()
+    if any(hint in lowered for hint in _TRACKER_HINTS + _DECORATIVE_HINTS):
+        return True
+    for size in (width, height):
+        digits = str(size or "").strip().removesuffix("px")
+        if digits.isdigit() and int(digits) < MIN_IMAGE_SIDE:
+            return True
+    return False
