@@ -185,3 +185,20 @@ def test_relative_link_without_any_base_is_skipped_with_its_reason(tmp_path: Pat
         ("Lost", "its link '/relative/only' is relative and the feed has no address to resolve it"),
         ("Linkless", "it has no link"),
     ]
+
+
+def test_an_unusable_summary_gives_way_to_the_content(tmp_path: Path) -> None:
+    path = tmp_path / "feed.xml"
+    path.write_text(
+        '<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/">'
+        "<channel><title>t</title><link>https://b.example.org/</link>"
+        "<item><title>Only a tail</title><link>https://b.example.org/a</link>"
+        "<description>[&amp;#8230;]</description>"
+        "<content:encoded>&lt;p&gt;The real &lt;em&gt;text&lt;/em&gt;.&lt;/p&gt;</content:encoded>"
+        "</item><item><link>https://b.example.org/bare</link></item></channel></rss>"
+    )
+    entries = read_feed(str(path)).entries
+    assert [item.spec.summary for item in entries] == ["", "The real text."]  # oldest first
+    assert entries[1].spec.body_html == "<p>The real <em>text</em>.</p>"
+    # Untitled, no text and no date: the link is all there is to call it.
+    assert entries[0].spec.title == "https://b.example.org/bare"
