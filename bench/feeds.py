@@ -84,7 +84,9 @@ def main() -> int:
             if len(lines) != 1:
                 multiline.append(f"{path}: {result.stderr.strip()!r}")
             message = lines[-1] if lines else "(no message)"
-            errors[message.replace(str(path.resolve()), "FILE").replace(str(path), "FILE")[:90]] += 1
+            errors[
+                message.replace(str(path.resolve()), "FILE").replace(str(path), "FILE")[:90]
+            ] += 1
             if args.list_errors:
                 print(f"  error {path}: {message}")
         else:

@@ -50,7 +50,6 @@ def _single_source(title: str, url: str, summary: str, post: Path | None) -> Pos
 
 def _sources(
     settings: Settings,
-    *,
     title: str,
     url: str,
     summary: str,
@@ -131,15 +130,7 @@ def notify(
 
     settings = _settings()
     tokens_for(settings)  # no secret key: stop before anything is stored
-    specs, source_feed = _sources(
-        settings,
-        title=title,
-        url=url,
-        summary=summary,
-        post=post,
-        feed=feed,
-        categories=category or [],
-    )
+    specs, source_feed = _sources(settings, title, url, summary, post, feed, category or [])
     engine = _engine(settings)
 
     def approve(plan: NotifyPlan) -> bool:
@@ -270,15 +261,7 @@ def preview(
     from subscribe.mail.envelopes import post_builder
 
     settings = _settings()
-    specs, source_feed = _sources(
-        settings,
-        title=title,
-        url=url,
-        summary=summary,
-        post=post,
-        feed=feed,
-        categories=category or [],
-    )
+    specs, source_feed = _sources(settings, title, url, summary, post, feed, category or [])
     spec = _feed_preview(settings, source_feed) if source_feed is not None else specs[0]
     _warn_unreachable(spec)
     recipient = _sample_recipient(settings, spec)
