@@ -96,6 +96,8 @@ def test_plain_text_sources_keep_their_paragraphs() -> None:
 def test_plain_text_and_titles() -> None:
     assert plain_text("Caf&eacute; &amp; <b>code</b>") == "Café & code"
     assert plain_text("no markup") == "no markup"
+    assert plain_text("Why I <em>read more</em>") == "Why I read more"  # a title keeps its words
+    assert plain_text("Notes [&#8230;]") == "Notes […]"
     assert title_from_text("Fixed the bike. The chain was wrong.") == "Fixed the bike."
     long = title_from_text("word " * 40)
     assert long.endswith("…") and len(long) <= 81

@@ -192,7 +192,9 @@ def _without_tail(runs: list[Run]) -> list[Run]:
     return runs
 
 
-def _paragraphs(markup: str, base: str) -> list[list[Run]]:
+def _paragraphs(markup: str, base: str, *, tidy: bool = True) -> list[list[Run]]:
+    """The text's paragraphs; ``tidy``: without the engine's boilerplate and tails (for an
+    excerpt, not for a title, where "Read more" may be the author's words)."""
     root = _parse(markup)
     if root is None:
         return []
@@ -203,6 +205,8 @@ def _paragraphs(markup: str, base: str) -> list[list[Run]]:
             return []
     walker = _Walker(base)
     walker.walk(root)
+    if not tidy:
+        return walker.result()
     paragraphs = []
     for runs in walker.result():
         if _BOILERPLATE.match(_text(runs)):
@@ -275,8 +279,8 @@ def plain_text(markup: str) -> str:
     """One line of text from a bit of HTML (a title with entities or tags in it)."""
     if "<" not in markup and "&" not in markup:
         return " ".join(markup.split())
-    found = excerpt(markup, limit=10_000)
-    return " ".join(found.text.split()) if found else " ".join(html_lib.unescape(markup).split())
+    text = " ".join(_text(runs) for runs in _paragraphs(markup, "", tidy=False))
+    return " ".join(text.split()) or " ".join(html_lib.unescape(markup).split())
 
 
 def title_from_text(text: str, limit: int = 80) -> str:
