@@ -61,6 +61,8 @@ class Settings(BaseSettings):
 
     confirm_max_age: int = Field(default=7 * 24 * 3600, gt=0)
     feed_url: str = ""
+    # Most new entries one feed run announces (the newest); the rest are recorded as seen.
+    feed_max_new: int = Field(default=3, ge=0)
     templates_dir: Path | None = None
     unsubscribe_mailto: str = ""
     bounce_address: str = ""

@@ -18,9 +18,13 @@ class PostSpec:
     key: str  # feed GUID or URL: what makes "the same post"
     title: str
     url: str
-    summary: str = ""
+    summary: str = ""  # text: paragraphs separated by a blank line
+    # Trusted HTML for the HTML part: our own Markdown rendering, or a feed entry's excerpt
+    # after sanitising (posts.summaries).
     body_html: str = ""
     published_at: datetime | None = None
+    categories: tuple[str, ...] = ()
+    image_url: str = ""  # absolute http(s), or empty
 
 
 def one_line(value: str) -> str:

@@ -12,13 +12,12 @@ from .app import _engine, _sender_factory, _settings, app, now
 from .sending import finish, send_pass
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
     from subscribe.config import Settings
     from subscribe.content import PostSpec
     from subscribe.mail.render import Recipient
     from subscribe.posts.announce import Announcement
     from subscribe.posts.campaign import NotifyPlan
+    from subscribe.posts.feeds import Feed
 
 SAMPLE_EMAIL = "reader@example.org"
 
@@ -29,6 +28,10 @@ PostOpt = Annotated[Path | None, typer.Option("--post", help="A Markdown file wi
 FeedOpt = Annotated[
     str | None,
     typer.Option("--feed", help="An RSS/Atom feed URL or file (default: SUBSCRIBE_FEED_URL)."),
+]
+CategoryOpt = Annotated[
+    list[str] | None,
+    typer.Option("--category", metavar="NAME", help="A category of the post (repeatable)."),
 ]
 
 
@@ -43,6 +46,35 @@ def _single_source(title: str, url: str, summary: str, post: Path | None) -> Pos
     if not title and not url:
         raise SourceError("say what to announce: --title and --url, --post FILE.md, or --feed")
     return from_flags(title=title, url=url, summary=summary)
+
+
+def _sources(
+    settings: Settings,
+    title: str,
+    url: str,
+    summary: str,
+    post: Path | None,
+    feed: str | None,
+    categories: list[str],
+) -> tuple[list[PostSpec], Feed | None]:
+    """The post the flags or file describe, or the feed to read (``--category`` added)."""
+    from subscribe.errors import SourceError
+    from subscribe.posts.sources import add_categories, read_feed
+
+    if feed is None:
+        spec = _single_source(title, url, summary, post)
+        return [add_categories(spec, categories) if categories else spec], None
+    if title or url or post:
+        raise SourceError("give either --feed or --title/--url or --post, not several")
+    location = feed or settings.feed_url
+    if not location:
+        raise SourceError("--feed needs a URL or file (or set SUBSCRIBE_FEED_URL)")
+    source = read_feed(location)
+    if source.followed_from:
+        typer.echo(
+            f"{source.followed_from} is a web page; reading the feed it names: {source.identity}"
+        )
+    return [], source.with_categories(categories) if categories else source
 
 
 def _sample_recipient(settings: Settings, spec: PostSpec) -> Recipient:
@@ -76,6 +108,7 @@ def notify(
     summary: SummaryOpt = "",
     post: PostOpt = None,
     feed: FeedOpt = None,
+    category: CategoryOpt = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the audience and a sample; send nothing.")
     ] = False,
@@ -89,30 +122,21 @@ def notify(
       subscribe notify --title "Hello" --url https://blog.example/hello --yes
       subscribe notify --post posts/hello.md
       subscribe notify --feed https://blog.example/feed.xml --yes   (from cron)
+      subscribe notify --post posts/hello.md --category Python --category Release
     """
-    from subscribe.errors import SourceError, SubscribeError
+    from subscribe.errors import SubscribeError
     from subscribe.posts import campaign
-    from subscribe.posts.sources import read_feed
     from subscribe.readers.tokens import tokens_for
 
     settings = _settings()
     tokens_for(settings)  # no secret key: stop before anything is stored
-    if feed is not None and (title or url or post):
-        raise SourceError("give either --feed or --title/--url or --post, not several")
-    specs: list[PostSpec] = []
-    source_feed = None
-    if feed is not None:
-        location = feed or settings.feed_url
-        if not location:
-            raise SourceError("--feed needs a URL or file (or set SUBSCRIBE_FEED_URL)")
-        source_feed = read_feed(location)
-    else:
-        specs = [_single_source(title, url, summary, post)]
+    specs, source_feed = _sources(settings, title, url, summary, post, feed, category or [])
     engine = _engine(settings)
 
     def approve(plan: NotifyPlan) -> bool:
+        _describe_feed_plan(plan, dry_run=dry_run)
         if dry_run:
-            _dry_run(settings, engine, plan)
+            _dry_run(settings, plan)
             return False
         if not plan.announce:
             typer.echo("Nothing new in the feed.")
@@ -131,6 +155,7 @@ def notify(
         engine,
         specs=specs,
         feed=source_feed,
+        max_new=settings.feed_max_new,
         now=now,
         approve=approve,
         on_announced=on_announced,
@@ -140,7 +165,36 @@ def notify(
         finish(outcome.report, engine)
 
 
-def _dry_run(settings: Settings, engine: Engine, plan: NotifyPlan) -> None:
+def _describe_feed_plan(plan: NotifyPlan, *, dry_run: bool) -> None:
+    """What a feed run passes over, and why: one line for the cap, and with ``dry_run`` the
+    entries that cannot be announced."""
+    feed_plan = plan.feed
+    if feed_plan is None:
+        return
+    if feed_plan.capped:
+        verb = "would be" if dry_run else "are"
+        typer.echo(
+            f"{len(feed_plan.announce) + feed_plan.capped} new entries in the feed: only the "
+            f"newest {len(feed_plan.announce)} (SUBSCRIBE_FEED_MAX_NEW={feed_plan.max_new}) "
+            f"{verb} announced; the {feed_plan.capped} older ones {verb} recorded as seen"
+        )
+    if dry_run:
+        for skipped in feed_plan.feed.skipped:
+            typer.echo(f"skipped: {skipped.entry}: {skipped.reason}")
+
+
+def _warn_unreachable(spec: PostSpec) -> None:
+    from subscribe.posts.checks import unreachable_links
+
+    for link in unreachable_links(spec):
+        typer.echo(
+            f"warning: {spec.title!r} links to {link}: a local or example address that "
+            "readers cannot open",
+            err=True,
+        )
+
+
+def _dry_run(settings: Settings, plan: NotifyPlan) -> None:
     from subscribe.mail.envelopes import post_builder
 
     if not plan.announce:
@@ -152,10 +206,32 @@ def _dry_run(settings: Settings, engine: Engine, plan: NotifyPlan) -> None:
             f"would announce: {spec.title} <{spec.url}> to {plan.audience} confirmed "
             f"subscribers{note}"
         )
+        _warn_unreachable(spec)
     recipient = _sample_recipient(settings, plan.announce[0])
     message = post_builder(settings, plan.announce[0]).build(recipient)
     typer.echo("--- sample message ---")
     typer.echo(message.decode("ascii", "replace").replace("\r\n", "\n"))
+
+
+def _feed_preview(settings: Settings, feed: Feed) -> PostSpec:
+    """The entry a `notify --feed` run would send first (told as `--dry-run` tells it),
+    else the feed's newest one."""
+    from subscribe.db import store
+    from subscribe.errors import SourceError
+    from subscribe.posts import campaign
+
+    with store.write_session(_engine(settings)) as session:
+        plan = campaign.plan_notify(session, feed=feed, max_new=settings.feed_max_new)
+    _describe_feed_plan(plan, dry_run=True)
+    for spec in plan.announce:
+        typer.echo(f"would announce: {spec.title} <{spec.url}>")
+    if plan.announce:
+        return plan.announce[0]
+    if not feed.entries:
+        raise SourceError("the feed has no entries to preview")
+    newest = feed.entries[-1].spec
+    typer.echo(f"Nothing new in the feed; previewing its newest entry: {newest.title}")
+    return newest
 
 
 @app.command()
@@ -164,22 +240,30 @@ def preview(
     url: UrlOpt = "",
     summary: SummaryOpt = "",
     post: PostOpt = None,
+    feed: FeedOpt = None,
+    category: CategoryOpt = None,
     out: Annotated[Path, typer.Option(help="Where to write preview.eml and preview.html.")] = Path(
         "."
     ),
 ) -> None:
     """Render the new-post email for a post and write it as .eml and .html files.
 
-    Example:
+    With --feed: what `notify --feed --dry-run` says, and the email of the entry it would
+    send first. Links to localhost or example domains are warned about.
+
+    Examples:
 
     \b
       subscribe preview --post posts/hello.md --out /tmp
+      subscribe preview --feed https://blog.example/feed.xml --out /tmp
     """
     from subscribe.errors import SubscribeError
     from subscribe.mail.envelopes import post_builder
 
     settings = _settings()
-    spec = _single_source(title, url, summary, post)
+    specs, source_feed = _sources(settings, title, url, summary, post, feed, category or [])
+    spec = _feed_preview(settings, source_feed) if source_feed is not None else specs[0]
+    _warn_unreachable(spec)
     recipient = _sample_recipient(settings, spec)
     builder = post_builder(settings, spec)
     try:

@@ -1,5 +1,5 @@
-"""The tables: subscribers, posts, one delivery per (post, subscriber), seen feed entries, and
-suppressed (erased) addresses. Timestamps are timezone-aware UTC.
+"""The tables: subscribers, posts and their categories, one delivery per (post, subscriber),
+seen feed entries, and suppressed (erased) addresses. Timestamps are timezone-aware UTC.
 
 A delivery is claimable exactly when ``due_at`` is set, and held by a sender exactly when
 ``lease_until`` is set: the sending loop then walks two small indexes instead of filtering
@@ -114,6 +114,18 @@ class Post(SQLModel, table=True):
     body_html: str = Field(default="")
     published_at: datetime | None = _time()  # type: ignore[assignment]
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    image_url: str = Field(default="", max_length=2000)  # the feed's image for the post
+
+
+class PostCategory(SQLModel, table=True):
+    """A category of a post, one row each, so that choosing the readers of a post by
+    category is a join in SQL (``post_category.category = reader's choice``)."""
+
+    __tablename__ = "post_category"
+
+    post_id: int = Field(foreign_key="post.id", ondelete="CASCADE", primary_key=True)
+    category: str = Field(max_length=200, primary_key=True, index=True)
+    position: int = 0  # the order the source gave
 
 
 class Delivery(SQLModel, table=True):
@@ -169,6 +181,7 @@ class RateEvent(SQLModel, table=True):
 # The Core tables, for set-based statements (enqueue, claim, record) that skip the ORM.
 subscriber_table: sa.Table = Subscriber.__table__  # type: ignore[attr-defined]
 post_table: sa.Table = Post.__table__  # type: ignore[attr-defined]
+post_category_table: sa.Table = PostCategory.__table__  # type: ignore[attr-defined]
 delivery_table: sa.Table = Delivery.__table__  # type: ignore[attr-defined]
 
 

@@ -12,14 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+import sqlalchemy as sa
 from markupsafe import Markup
+from sqlalchemy.orm import object_session
 
 from subscribe.config import Settings
 from subscribe.content import PostSpec
-from subscribe.db.models import Post
+from subscribe.db.models import Post, PostCategory
 from subscribe.readers.addresses import to_ascii
 from subscribe.readers.tokens import Tokens
 
+from .dates import format_date
 from .render import MessageBuilder, Recipient, make_environment, message_id
 from .transactional import site_context
 
@@ -42,12 +45,32 @@ class PostContent:
     summary: str
     body_html: str
     published_at: datetime | None
+    categories: tuple[str, ...] = ()
+    image_url: str = ""
 
     @classmethod
     def of(cls, post: Post) -> PostContent:
+        """The post's content; its categories are read through the session that loaded it."""
         assert post.id is not None
+        session = object_session(post)
+        categories: tuple[str, ...] = ()
+        if session is not None:
+            query = (
+                sa.select(PostCategory.category)
+                .where(PostCategory.post_id == post.id)
+                .order_by(PostCategory.position)
+            )
+            categories = tuple(session.execute(query).scalars())
         return cls(
-            post.id, post.key, post.title, post.url, post.summary, post.body_html, post.published_at
+            post.id,
+            post.key,
+            post.title,
+            post.url,
+            post.summary,
+            post.body_html,
+            post.published_at,
+            categories,
+            post.image_url,
         )
 
 
@@ -58,9 +81,13 @@ def post_context(settings: Settings, post: PostContent | PostSpec) -> dict[str, 
             "title": post.title,
             "url": post.url,
             "summary": post.summary,
-            # Our own Markdown rendering (raw HTML escaped), so it is trusted markup.
+            # Our own Markdown rendering (raw HTML escaped) or a feed excerpt sanitised by
+            # posts.summaries: trusted markup either way.
             "body_html": Markup(post.body_html),
             "published_at": post.published_at,
+            "date": format_date(post.published_at, getattr(settings, "language", "en")),
+            "categories": list(post.categories),
+            "image_url": post.image_url,
         },
     }
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from subscribe.content import PostSpec
-from subscribe.db.models import Post
+from subscribe.db.models import Post, PostCategory
 from subscribe.db.store import post_by_key
 from subscribe.sending import ledger
 
@@ -37,10 +37,15 @@ def register_post(session: Session, spec: PostSpec, *, now: datetime) -> Announc
         body_html=spec.body_html,
         published_at=spec.published_at,
         created_at=now,
+        image_url=spec.image_url,
     )
     session.add(post)
     session.flush()
     assert post.id is not None
+    session.add_all(
+        PostCategory(post_id=post.id, category=name, position=position)
+        for position, name in enumerate(spec.categories)
+    )
     enqueued = ledger.enqueue(session.connection(), post_id=post.id, now=now)
     session.commit()
     session.refresh(post)

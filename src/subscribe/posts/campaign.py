@@ -7,19 +7,23 @@ passed over, announce each post, and run one sending pass.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from subscribe.content import PostSpec
 from subscribe.db import store
+from subscribe.db.models import FeedEntry
 from subscribe.sending.report import RunReport
 
+from . import identity
 from .announce import Announcement, register_post
-from .sources import Feed
+from .feeds import Feed, FeedItem
+
+DEFAULT_MAX_NEW = 3  # SUBSCRIBE_FEED_MAX_NEW's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,36 +31,67 @@ class FeedPlan:
     """What a `notify --feed` run will announce, and which entries it only records as seen."""
 
     feed: Feed
-    announce: list[PostSpec]  # oldest first
-    pass_over: list[PostSpec]
+    announce: list[FeedItem]  # oldest first
+    pass_over: list[FeedItem]
+    capped: int = 0  # new entries passed over because of the SUBSCRIBE_FEED_MAX_NEW cap
+    max_new: int = DEFAULT_MAX_NEW
 
 
-def plan_feed(session: Session, feed: Feed) -> FeedPlan:
-    """The first run for a feed announces only its newest entry; later runs every unseen one."""
-    seen = store.seen_entry_keys(session, feed=feed.identity)
+def seen_keys(session: Session, feed: Feed) -> set[str]:
+    """The keys recorded for this feed, under any spelling of its address (a feed moved to
+    https or off ``www.`` is the same feed), in their written and normalised forms."""
+    feeds = session.exec(select(FeedEntry.feed).distinct()).all()
+    stored: set[str] = set()
+    for name in feeds:
+        if identity.same_feed(name, feed.identity):
+            stored |= store.seen_entry_keys(session, feed=name)
+    return identity.expand_seen(stored)
+
+
+def plan_feed(session: Session, feed: Feed, *, max_new: int = DEFAULT_MAX_NEW) -> FeedPlan:
+    """The first run for a feed announces only its newest entry; later runs every unseen
+    one, but never more than ``max_new`` (the newest): a feed whose entries all look new
+    (a move the keys could not follow) must not mail the whole back catalogue."""
+    seen = seen_keys(session, feed)
     if not seen:
-        newest = feed.entries[-1:]
-        return FeedPlan(feed, newest, feed.entries[:-1])
-    unseen = [entry for entry in feed.entries if entry.key not in seen]
-    return FeedPlan(feed, unseen, [])
+        return FeedPlan(feed, feed.entries[-1:], feed.entries[:-1], max_new=max_new)
+    unseen = [item for item in feed.entries if seen.isdisjoint(item.keys)]
+    over = max(0, len(unseen) - max_new)
+    return FeedPlan(feed, unseen[over:], unseen[:over], capped=over, max_new=max_new)
+
+
+def _known_key(session: Session, item: FeedItem) -> PostSpec:
+    """The entry's post, under the key it was announced with: a post stored under an
+    older spelling of the key is resumed, not announced a second time."""
+    for key in item.keys:
+        if store.post_by_key(session, key=key) is not None:
+            return replace(item.spec, key=key)
+    return item.spec
 
 
 def announce(
-    session: Session, specs: list[PostSpec], *, now: datetime, feed: str | None = None
+    session: Session,
+    specs: list[PostSpec],
+    *,
+    now: datetime,
+    feed: str | None = None,
+    record: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Announcement]:
-    """Register each post (idempotent) and, for a feed, record its entry as seen afterwards:
-    a crash in between makes the next run find the entry unseen and resume the same post."""
+    """Register each post (idempotent) and, for a feed, record its entry as seen afterwards
+    (under the keys in ``record``, else its own): a crash in between makes the next run
+    find the entry unseen and resume the same post."""
     announcements = []
     for spec in specs:
         announcements.append(register_post(session, spec, now=now))
         if feed is not None:
-            store.mark_entries_seen(session, feed=feed, keys=[spec.key], now=now)
+            keys = (record or {}).get(spec.key, (spec.key,))
+            store.mark_entries_seen(session, feed=feed, keys=list(keys), now=now)
             session.commit()
     return announcements
 
 
 def record_passed_over(session: Session, plan: FeedPlan, *, now: datetime) -> None:
-    keys = [entry.key for entry in plan.pass_over]
+    keys = [key for item in plan.pass_over for key in item.record]
     store.mark_entries_seen(session, feed=plan.feed.identity, keys=keys, now=now)
     session.commit()
 
@@ -69,6 +104,7 @@ class NotifyPlan:
     fresh: list[PostSpec]  # of those, the ones never announced before
     audience: int  # confirmed subscribers now
     feed: FeedPlan | None = None
+    record: dict[str, tuple[str, ...]] = field(default_factory=dict)  # post key -> seen keys
 
 
 @dataclass(slots=True)
@@ -79,12 +115,24 @@ class NotifyOutcome:
 
 
 def plan_notify(
-    session: Session, *, specs: Sequence[PostSpec] = (), feed: Feed | None = None
+    session: Session,
+    *,
+    specs: Sequence[PostSpec] = (),
+    feed: Feed | None = None,
+    max_new: int = DEFAULT_MAX_NEW,
 ) -> NotifyPlan:
-    feed_plan = plan_feed(session, feed) if feed is not None else None
-    chosen = feed_plan.announce if feed_plan is not None else list(specs)
+    feed_plan = None
+    chosen = list(specs)
+    record: dict[str, tuple[str, ...]] = {}
+    if feed is not None:
+        feed_plan = plan_feed(session, feed, max_new=max_new)
+        chosen = []
+        for item in feed_plan.announce:
+            spec = _known_key(session, item)
+            chosen.append(spec)
+            record[spec.key] = tuple(dict.fromkeys((spec.key, *item.record)))
     fresh = [spec for spec in chosen if store.post_by_key(session, key=spec.key) is None]
-    return NotifyPlan(chosen, fresh, store.count_confirmed(session), feed_plan)
+    return NotifyPlan(chosen, fresh, store.count_confirmed(session), feed_plan, record)
 
 
 def notify(
@@ -92,6 +140,7 @@ def notify(
     *,
     specs: Sequence[PostSpec] = (),
     feed: Feed | None = None,
+    max_new: int = DEFAULT_MAX_NEW,
     now: Callable[[], datetime],
     approve: Callable[[NotifyPlan], bool] = lambda plan: True,
     on_announced: Callable[[Announcement], None] = lambda item: None,
@@ -105,14 +154,16 @@ def notify(
     progress bar, the web process by waking its sender).
     """
     with store.write_session(engine) as session:
-        plan = plan_notify(session, specs=specs, feed=feed)
+        plan = plan_notify(session, specs=specs, feed=feed, max_new=max_new)
         outcome = NotifyOutcome(plan)
         if not approve(plan):
             return outcome
         if plan.feed is not None:
             record_passed_over(session, plan.feed, now=now())
         feed_identity = plan.feed.feed.identity if plan.feed is not None else None
-        outcome.announced = announce(session, plan.announce, now=now(), feed=feed_identity)
+        outcome.announced = announce(
+            session, plan.announce, now=now(), feed=feed_identity, record=plan.record
+        )
         for item in outcome.announced:
             on_announced(item)
     if plan.announce:

@@ -1,0 +1,311 @@
+"""Reading a blog's feed (RSS 0.9x/1.0/2.0, Atom) into posts to announce.
+
+feedparser does the parsing (and resolves relative links against ``xml:base`` and the
+address the feed was fetched from); this module decides what an entry means for a mailing
+list: its identity (``identity``), a link readers can open, a title even when the entry has
+none, an excerpt (``summaries``), its date, categories and image. A location that is not a
+feed is an error, never "nothing new": a cron job pointed at the wrong page must fail
+loudly. A web page that advertises its feed is followed, as feed readers do.
+"""
+
+from __future__ import annotations
+
+import calendar
+import io
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import feedparser
+import httpx
+import lxml.html
+from lxml import etree
+
+from subscribe.content import PostSpec, one_line
+from subscribe.errors import SourceError
+from subscribe.mail.dates import format_date
+
+from . import identity, summaries
+
+MAX_CATEGORIES = 10
+_FEED_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "application/rdf+xml"})
+_IGNORED_CATEGORIES = frozenset({"uncategorized", "uncategorised"})  # WordPress' default
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """An entry worth announcing, and every key it may have been recorded under."""
+
+    spec: PostSpec
+    keys: tuple[str, ...]  # spec.key first, then older spellings and the move alias
+    record: tuple[str, ...]  # the keys to write once it is announced or passed over
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    entry: str  # its title, or its position in the feed
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    identity: str  # the URL, or the absolute path: where "seen" entries are recorded
+    entries: list[FeedItem]  # oldest first
+    skipped: list[Skipped] = field(default_factory=list)
+    followed_from: str = ""  # the web page that named this feed, when one did
+
+    def with_categories(self, names: Sequence[str]) -> Feed:
+        entries = [replace(item, spec=add_categories(item.spec, names)) for item in self.entries]
+        return replace(self, entries=entries)
+
+
+def add_categories(spec: PostSpec, names: Sequence[str]) -> PostSpec:
+    """The post with ``names`` added to its categories (``notify --category``)."""
+    return replace(spec, categories=clean_categories([*spec.categories, *names]))
+
+
+def clean_categories(names: Sequence[str]) -> tuple[str, ...]:
+    kept: dict[str, str] = {}
+    for name in names:
+        name = one_line(str(name))[:100]
+        if name and name.casefold() not in _IGNORED_CATEGORIES:
+            kept.setdefault(name.casefold(), name)
+    return tuple(kept.values())[:MAX_CATEGORIES]
+
+
+# -- fetching ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    identity: str
+    content: bytes
+    web_url: str  # where it came from over HTTP(S), after redirects; "" for a file
+    content_type: str
+
+
+def _fetch(location: str) -> _Fetched:
+    if identity.is_web_url(location):
+        try:
+            response = httpx.get(location, timeout=20, follow_redirects=True)
+            response.raise_for_status()
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise SourceError(f"cannot fetch the feed {location}: {exc}") from None
+        content_type = response.headers.get("content-type", "")
+        return _Fetched(location, response.content, str(response.url), content_type)
+    path = Path(location).expanduser()
+    try:
+        return _Fetched(str(path.resolve()), path.read_bytes(), "", "")
+    except OSError as exc:
+        raise SourceError(f"cannot read the feed {location}: {exc.strerror}") from None
+
+
+def _advertised_feed(fetched: _Fetched) -> str:
+    """The feed a web page names in ``<link rel="alternate" type="application/rss+xml">``."""
+    try:
+        page = lxml.html.document_fromstring(fetched.content)
+    except (etree.ParserError, ValueError):
+        return ""
+    for link in page.iter("link"):
+        rel = (link.get("rel") or "").lower().split()
+        kind = (link.get("type") or "").lower().split(";")[0].strip()
+        href = (link.get("href") or "").strip()
+        if "alternate" in rel and kind in _FEED_TYPES and href:
+            if fetched.web_url:
+                return urljoin(fetched.web_url, href)
+            if identity.is_web_url(href):
+                return href
+            return str(Path(fetched.identity).parent / href)
+    return ""
+
+
+def _looks_like_html(fetched: _Fetched) -> bool:
+    head = fetched.content[:2048].lstrip().lower()
+    return "html" in fetched.content_type or head.startswith((b"<!doctype html", b"<html"))
+
+
+def read_feed(location: str, *, _followed_from: str = "") -> Feed:
+    fetched = _fetch(location)
+    if not fetched.content.strip():
+        raise SourceError(f"{location} is empty, not an RSS or Atom feed")
+    headers = {"content-type": fetched.content_type} if fetched.content_type else {}
+    if fetched.web_url:
+        headers["content-location"] = fetched.web_url  # the base for relative links
+    # A stream, never the bytes: feedparser would take short bytes for a path to open.
+    parsed = feedparser.parse(io.BytesIO(fetched.content), response_headers=headers)
+    if not parsed.entries and not parsed.version:
+        if _looks_like_html(fetched):
+            advertised = _advertised_feed(fetched)
+            if advertised and not _followed_from:
+                return read_feed(advertised, _followed_from=location)
+            raise SourceError(
+                f"{location} is a web page, not an RSS or Atom feed, and it names none "
+                '(<link rel="alternate" type="application/rss+xml" href=...>)'
+            )
+        if fetched.content.lstrip().startswith(b"{"):
+            raise SourceError(f"{location} is JSON (a JSON Feed?), not an RSS or Atom feed")
+        reason = parsed.get("bozo_exception") or "no feed elements"
+        raise SourceError(f"{location} is not an RSS or Atom feed: {one_line(str(reason))}")
+    feed = _entries(fetched, parsed)
+    if parsed.entries and not feed.entries:
+        count = len(parsed.entries)
+        which = "its only entry" if count == 1 else f"none of its {count} entries"
+        verb = "cannot" if count == 1 else "can"
+        raise SourceError(f"{location}: {which} {verb} be announced ({feed.skipped[0].reason})")
+    return replace(feed, followed_from=_followed_from)
+
+
+# -- entries -----------------------------------------------------------------------------
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _fallback_base(fetched: _Fetched, parsed: Mapping[str, Any]) -> str:
+    """Where relative links point when no ``xml:base`` said: the address the feed came
+    from, else the feed's own ``<link>`` (a file on disk has no web address of its own)."""
+    if fetched.web_url:
+        return fetched.web_url
+    own = _text(parsed.get("feed", {}).get("link")).strip()
+    return own if identity.is_web_url(own) else ""
+
+
+def _link(entry: Mapping[str, Any], base: str) -> tuple[str, str]:
+    """(absolute link, "") or ("", why there is none)."""
+    raw = _text(entry.get("link")).strip()
+    if not raw:
+        return "", "it has no link"
+    link = urljoin(base, raw) if base else raw
+    try:
+        host = urlsplit(link).hostname
+    except ValueError:
+        host = None
+    if not identity.is_web_url(link) or not host:
+        if not base and not identity.is_web_url(raw):
+            return "", f"its link {raw!r} is relative and the feed has no address to resolve it"
+        return "", f"its link {raw!r} is not a web address"
+    return link, ""
+
+
+def _published(entry: Mapping[str, Any]) -> datetime | None:
+    parsed_time = entry.get("published_parsed") or entry.get("updated_parsed")
+    if not parsed_time:
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(parsed_time), UTC)
+    except (OverflowError, ValueError, OSError, TypeError):  # a year feedparser let through
+        return None
+
+
+def _is_plain(detail: object) -> bool:
+    return isinstance(detail, Mapping) and detail.get("type") == "text/plain"
+
+
+def _summary(entry: Mapping[str, Any], title: str, base: str) -> tuple[summaries.Excerpt, str]:
+    """The excerpt (from the summary, else the content) and the content's markup."""
+    contents = [c for c in entry.get("content") or [] if isinstance(c, Mapping)]
+    content = next((c for c in contents if not _is_plain(c)), contents[0] if contents else {})
+    content_value = _text(content.get("value"))
+    found = summaries.excerpt(
+        _text(entry.get("summary")), base=base, plain=_is_plain(entry.get("summary_detail"))
+    )
+    if not summaries.is_usable(found, title) and content_value:
+        found = summaries.excerpt(content_value, base=base, plain=_is_plain(content))
+    return found, content_value
+
+
+def _image(entry: Mapping[str, Any], content: str, base: str) -> str:
+    """media:content/thumbnail, an image enclosure, itunes:image, else the content's first."""
+    candidates: list[Mapping[str, Any]] = []
+    for media in entry.get("media_content") or []:
+        kind = _text(media.get("type")) or _text(media.get("medium"))
+        if kind.startswith("image") or _text(media.get("url")).lower().endswith(_IMAGE_SUFFIXES):
+            candidates.append(media)
+    candidates += entry.get("media_thumbnail") or []
+    for link in entry.get("links") or []:
+        if link.get("rel") == "enclosure" and _text(link.get("type")).startswith("image/"):
+            candidates.append({"url": link.get("href")})
+    image = entry.get("image")
+    if isinstance(image, Mapping):
+        candidates.append({"url": image.get("href")})
+    for candidate in candidates:
+        url = urljoin(base, _text(candidate.get("url")).strip())
+        width, height = candidate.get("width"), candidate.get("height")
+        if identity.is_web_url(url) and not summaries.is_decorative(url, width, height):
+            return url
+    return summaries.first_image(content or _text(entry.get("summary")), base=base)
+
+
+def _categories(entry: Mapping[str, Any]) -> tuple[str, ...]:
+    names = []
+    for tag in entry.get("tags") or []:
+        if isinstance(tag, Mapping):
+            names.append(summaries.plain_text(_text(tag.get("term")) or _text(tag.get("label"))))
+    return clean_categories(names)
+
+
+def _title(entry: Mapping[str, Any], text: str, published: datetime | None, link: str) -> str:
+    raw = _text(entry.get("title"))
+    title = raw if _is_plain(entry.get("title_detail")) else summaries.plain_text(raw)
+    title = one_line(title)
+    if title:
+        return title
+    # Untitled (micro.blog, Scripting News): the start of the text, else the date.
+    if text:
+        return summaries.title_from_text(text)
+    return format_date(published) or link
+
+
+def _entries(fetched: _Fetched, parsed: Mapping[str, Any]) -> Feed:
+    base = _fallback_base(fetched, parsed)
+    found: list[tuple[Mapping[str, Any], str]] = []
+    skipped = []
+    for position, entry in enumerate(parsed.get("entries") or [], start=1):
+        link, reason = _link(entry, base)
+        if reason:
+            label = one_line(summaries.plain_text(_text(entry.get("title")))) or f"entry {position}"
+            skipped.append(Skipped(label, reason))
+        else:
+            found.append((entry, link))
+    shared = Counter(identity.normalise_link(link) for _, link in found)
+    dated: list[tuple[datetime | None, int, FeedItem]] = []
+    taken: set[str] = set()
+    for position, (entry, link) in enumerate(found):
+        published = _published(entry)
+        excerpt, content = _summary(entry, _text(entry.get("title")), link)
+        title = _title(entry, excerpt.text, published, link)
+        guid = _text(entry.get("id")).strip()
+        key = identity.entry_key(
+            guid, link, title, link_is_shared=shared[identity.normalise_link(link)] > 1
+        )
+        if key in taken:
+            skipped.append(Skipped(title, "the same entry as another one in the feed"))
+            continue
+        taken.add(key)
+        spec = PostSpec(
+            key=key,
+            title=title,
+            url=link,
+            summary=excerpt.text,
+            body_html=excerpt.html,
+            published_at=published,
+            categories=_categories(entry),
+            image_url=_image(entry, content, link),
+        )
+        # How the entry was written before keys were normalised: ``entry.id or link``.
+        legacy = guid or _text(entry.get("link")).strip()
+        alias = identity.move_alias(link, title)
+        keys = tuple(dict.fromkeys(k for k in (key, legacy, alias) if k))
+        dated.append((published, -position, FeedItem(spec, keys, (key, alias))))
+    # Oldest first: by date where every entry has one, else feeds list the newest first.
+    if all(published for published, _, _ in dated):
+        dated.sort(key=lambda item: (item[0], item[1]))
+    else:
+        dated.sort(key=lambda item: item[1])
+    return Feed(fetched.identity, [item for _, _, item in dated], skipped)

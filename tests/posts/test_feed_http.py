@@ -1,0 +1,96 @@
+"""Feeds fetched over HTTP from a real server on 127.0.0.1: relative links against the
+address the feed came from, redirects, a blog's home page that names its feed."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from subscribe.errors import SourceError
+from subscribe.posts.feeds import read_feed
+
+RELATIVE_FEED = b"""<?xml version="1.0"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>Releases</title><id>urn:releases</id>
+<updated>2026-11-30T12:00:00Z</updated>
+<entry><id>urn:release:2</id><title>v2.0</title><updated>2026-11-30T12:00:00Z</updated>
+<link rel="alternate" href="releases/tag/v2.0"/>
+<content type="html">&lt;p&gt;See &lt;a href="../docs/upgrade"&gt;upgrading&lt;/a&gt;.&lt;/p&gt;
+&lt;img src="shots/v2.png" width="800"&gt;</content></entry>
+</feed>"""
+
+HOME_PAGE = b"""<!DOCTYPE html><html><head><title>Blog</title>
+<link rel="alternate" type="application/atom+xml" title="Releases" href="/project/feed.atom">
+</head><body>Hello</body></html>"""
+
+ROUTES: dict[str, tuple[int, str, bytes]] = {
+    "/project/feed.atom": (200, "application/atom+xml", RELATIVE_FEED),
+    "/home/": (200, "text/html; charset=utf-8", HOME_PAGE),
+    "/plain/": (200, "text/html", b"<!DOCTYPE html><html><body>No feed here</body></html>"),
+    "/empty.xml": (200, "application/rss+xml", b""),
+}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if self.path == "/old-feed":  # moved permanently, as a blog's host does
+            self.send_response(301)
+            self.send_header("Location", "/project/feed.atom")
+            self.end_headers()
+            return
+        status, kind, body = ROUTES.get(self.path, (404, "text/plain", b"not found"))
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def web() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_relative_links_resolve_against_the_fetched_address(web: str) -> None:
+    [item] = read_feed(f"{web}/project/feed.atom").entries
+    assert item.spec.url == f"{web}/project/releases/tag/v2.0"
+    assert f'href="{web}/docs/upgrade"' in item.spec.body_html
+    assert item.spec.image_url == f"{web}/project/shots/v2.png"
+
+
+def test_after_a_redirect_the_final_address_is_the_base(web: str) -> None:
+    read = read_feed(f"{web}/old-feed")
+    assert read.identity == f"{web}/old-feed"  # seen entries stay recorded where they were
+    assert read.entries[0].spec.url == f"{web}/project/releases/tag/v2.0"
+
+
+def test_a_home_page_naming_its_feed_is_followed(web: str) -> None:
+    read = read_feed(f"{web}/home/")
+    assert read.followed_from == f"{web}/home/"
+    assert read.identity == f"{web}/project/feed.atom"
+    assert [item.spec.title for item in read.entries] == ["v2.0"]
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/plain/", "is a web page, not an RSS or Atom feed, and it names none"),
+        ("/empty.xml", "is empty, not an RSS or Atom feed"),
+        ("/missing.xml", "cannot fetch the feed"),
+    ],
+)
+def test_what_the_server_sends_that_is_no_feed(web: str, path: str, message: str) -> None:
+    with pytest.raises(SourceError, match=message):
+        read_feed(f"{web}{path}")
