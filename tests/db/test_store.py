@@ -28,7 +28,7 @@ def test_every_command_migrates_a_fresh_sqlite_file(
         revision = connection.execute("select version_num from alembic_version").fetchone()
         journal = connection.execute("pragma journal_mode").fetchone()[0]
     assert {"subscriber", "post", "delivery", "feedentry", "suppression"} <= tables
-    assert revision == ("0004",)
+    assert revision == ("0005",)
     assert journal == "wal"
 
 
@@ -72,10 +72,10 @@ def test_db_upgrade_command(database_url: str, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("SUBSCRIBE_DATABASE_URL", database_url)
     result = run("db", "upgrade")
     assert result.exit_code == 0, result.output
-    assert "revision 0004" in result.stdout
+    assert "revision 0005" in result.stdout
     engine = store.make_engine(database_url)
     try:
-        assert store.current_revision(engine) == ("0004", "0004")
+        assert store.current_revision(engine) == ("0005", "0005")
         assert "delivery" in sa.inspect(engine).get_table_names()
     finally:
         engine.dispose()
