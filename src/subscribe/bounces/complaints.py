@@ -24,11 +24,11 @@ from email.policy import compat32
 from .mime import (
     addresses_in,
     decoded_header,
+    delivery_status_text,
     field_blocks,
     headers_text,
     normalize_address,
     original_headers,
-    part_text,
     report_parts,
     verp_tokens,
 )
@@ -87,7 +87,9 @@ def _parse(raw: bytes, bounce_address: str) -> Complaint | None:
     if not is_complaint(msg):
         return None
     parts = list(report_parts(msg))
-    report = "\n\n".join(part_text(p) for p in parts if p.get_content_type() in _FEEDBACK_TYPES)
+    report = "\n\n".join(
+        delivery_status_text(p) for p in parts if p.get_content_type() in _FEEDBACK_TYPES
+    )
     fields: dict[str, str] = {}
     for block in field_blocks(report):
         for name, value in block.items():

@@ -68,6 +68,7 @@ _RULES: tuple[tuple[Reason, re.Pattern[str], bool], ...] = (
             r"(?:quota|storage|size) (?:limit )?(?:exceeded|full|reached)|over ?quota|"
             r"exceed(?:s|ed)? (?:his |her |their |the |its )?(?:storage|quota|mail ?box)|"
             r"insufficient (?:storage|space|disk)|(?:disk|storage) quota|full mail ?box|"
+            r"mail ?box exceeded|"
             r"bo[iî]te.{0,20}pleine|postfach.{0,20}voll|buz[oó]n.{0,20}lleno|"
             r"casella.{0,20}piena|переполнен|容量|\bquota\b|\b[45]\.2\.2\b"
         ),
@@ -110,7 +111,7 @@ _RULES: tuple[tuple[Reason, re.Pattern[str], bool], ...] = (
         _words(
             r"spamhaus|barracuda|sorbs|spamcop|uceprotect|abuseat|\bpsbl\b|invaluement|"
             r"mailspike|dnsbl|\brbl\b|block ?list|black ?list|deny ?list|blocked using|"
-            r"listed (?:at|in|on|by)|reputation|banned sending ip|"
+            r"(?<!not )listed (?:at|in|on|by)|reputation|banned sending ip|"
             r"(?:your|sending|sender'?s?|the|connecting|client) ip(?: address)?.{0,40}(?:blocked|"
             r"banned|listed|rejected|refused|not allowed)|"
             r"(?:host|ip|server|network|domain) .{0,40}(?:has been|is|was) (?:blocked|"
@@ -138,6 +139,11 @@ _RULES: tuple[tuple[Reason, re.Pattern[str], bool], ...] = (
             r"temporary (?:dns|lookup|name) (?:failure|error)|"
             r"dns (?:lookup )?(?:timeout|timed out|temporar)|servfail"
         ),
+        False,
+    ),
+    (
+        Reason.UNDETERMINED,  # Google Groups: "may not exist, or you may not have permission"
+        _words(r"group you tried to contact .{0,80}may not exist"),
         False,
     ),
     (
@@ -172,6 +178,8 @@ _RULES: tuple[tuple[Reason, re.Pattern[str], bool], ...] = (
             r"wasn'?t found at|(?:couldn'?t|could not|can'?t|cannot) be found|"
             r"no mail ?box here|"
             r"mail ?box (?:unavailable|not found|name not allowed|does not exist)|"
+            r"not listed in (?:the )?(?:domino |public )?(?:directory|name and address book)|"
+            r"unrecogni[sz]ed o/?r[- ]?name|(?:recipient|user) name is not recogni[sz]ed|"
             r"non-?existent|inexistent|not our customer|"
             r"recipient address rejected: access denied|benutzer.{0,20}unbekannt|unbekannt|"
             r"existiert nicht|n'existe pas|inconnu|no existe|desconocido|inesistente|"
@@ -274,6 +282,16 @@ def reason_for(status: str, text: str, *, more_text: str = "") -> Reason:
     if found is None and reply:
         found = BY_REPLY.get(reply.group(1))
     return found or Reason.UNDETERMINED
+
+
+def reason_in_words(text: str) -> tuple[Reason, re.Match[str]] | None:
+    """The first rule the words of ``text`` match, and where: evidence for a bounce that
+    names no status or reply code at all (a Domino, X.400 or Japanese mail system's)."""
+    for reason, pattern, _ in _RULES:
+        match = pattern.search(text)
+        if match:
+            return reason, match
+    return None
 
 
 def _by_words(text: str, temporary: bool) -> Reason | None:

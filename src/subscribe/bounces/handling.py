@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -40,10 +40,9 @@ from subscribe.readers.tokens import Tokens
 from .complaints import Complaint, parse_complaint
 from .matching import Match, address_key, find_match
 from .parse import BouncedRecipient, parse_bounce
-from .reasons import Action
+from .reasons import BOUNCE_WINDOW, Action
 
 SOFT_BOUNCE_LIMIT = 5
-BOUNCE_WINDOW = timedelta(days=30)  # a counted bounce older than this is forgotten
 D = delivery_table.c
 S = subscriber_table.c
 

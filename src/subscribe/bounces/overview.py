@@ -11,8 +11,7 @@ from sqlalchemy.engine import Engine
 
 from subscribe.db.models import SubscriberStatus, UTCDateTime, subscriber_table
 
-from .handling import BOUNCE_WINDOW
-from .reasons import ACTIONS, Action
+from .reasons import ACTIONS, BOUNCE_WINDOW, Action
 
 S = subscriber_table.c
 _SENDER_SIDE = sorted(reason.value for reason, action in ACTIONS.items() if action == Action.IGNORE)

@@ -15,9 +15,14 @@ from __future__ import annotations
 
 import enum
 import re
+from datetime import timedelta
 
 # An enhanced status code, class.subject.detail, as ``evidence`` finds them.
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+
+
+# A counted bounce is forgotten once this long passes without another (``handling``).
+BOUNCE_WINDOW = timedelta(days=30)
 
 
 class Reason(enum.StrEnum):

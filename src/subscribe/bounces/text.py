@@ -12,15 +12,17 @@ import re
 from email.message import Message
 from email.utils import getaddresses
 
-from .diagnosis import reason_for
-from .evidence import BouncedRecipient, find_evidence, unique_by_address
+from .diagnosis import reason_for, reason_in_words
+from .evidence import BouncedRecipient, BounceKind, Evidence, find_evidence, unique_by_address
 from .mime import (
     ADDRESS_PATTERN,
     addresses_in,
     decoded_header,
+    diagnostic_line,
     line_start,
     normalize_address,
 )
+from .reasons import Action, action_for
 
 _CONTEXT_MAX = 1000  # characters of text after an address searched for its evidence
 
@@ -49,7 +51,8 @@ _BOUNCE_BODY = re.compile(
     r"the following address\(es\) failed|delivery has failed to these recipients|"
     r"unable to deliver your message to the following address|"
     r"delivery to the following recipients? failed|this is the mail system at host|"
-    r"your message (?:to \S{1,254} )?couldn'?t be delivered|i'?m afraid i wasn'?t able to deliver",
+    r"your message (?:to \S{1,254} )?couldn'?t be delivered|i'?m afraid i wasn'?t able to deliver|"
+    r"permanent fatal (?:delivery )?errors",
     re.IGNORECASE,
 )
 
@@ -96,12 +99,25 @@ def text_recipients(
     for address in candidates:
         context = by_key.get(address.lower(), "")
         found = find_evidence(context) or fallback
+        found = found or _words_evidence(context or (report if sole else ""))
         if found is not None:
             reason = reason_for(found.status, context, more_text=report if sole else "")
             recipients.append(
                 BouncedRecipient(address, found.kind, found.status, found.diagnostic, reason)
             )
     return unique_by_address(recipients)
+
+
+def _words_evidence(context: str) -> Evidence | None:
+    """Evidence from words alone, for mail systems that give neither status nor reply code
+    (Domino, X.400 gateways, Japanese carriers). Only a context after an address is read,
+    and only once the message is known to come from a mail system."""
+    found = reason_in_words(context)
+    if found is None:
+        return None
+    reason, match = found
+    kind = BounceKind.HARD if action_for(reason) == Action.REMOVE else BounceKind.SOFT
+    return Evidence(kind, "", diagnostic_line(context[line_start(context, match.start()) :]))
 
 
 def _looks_like_bounce(msg: Message, text: str) -> bool:
