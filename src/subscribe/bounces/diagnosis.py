@@ -16,6 +16,10 @@ import re
 
 from .reasons import BY_REPLY, Reason, by_status, first_status
 
+# Characters of a diagnostic, or of a report's text, that are read: real ones are far
+# shorter, and the bound keeps a hostile message from costing more than a few milliseconds.
+WORDS_MAX = 4000
+
 _REPLY = re.compile(r"(?<![\w.:/-])([45]\d\d)(?=[-: ]|$)", re.MULTILINE)
 
 
@@ -271,6 +275,7 @@ def reason_for(status: str, text: str, *, more_text: str = "") -> Reason:
     ``more_text`` (the human-readable part of a report) is read only when neither the
     diagnostic's words nor a specific status code say anything: it often holds boilerplate.
     """
+    text, more_text = text[:WORDS_MAX], more_text[:WORDS_MAX]
     status = status or first_status(text)
     reply = _REPLY.search(text)
     temporary = (status or (reply.group(1) if reply else "5"))[0] == "4"
@@ -287,6 +292,7 @@ def reason_for(status: str, text: str, *, more_text: str = "") -> Reason:
 def reason_in_words(text: str) -> tuple[Reason, re.Match[str]] | None:
     """The first rule the words of ``text`` match, and where: evidence for a bounce that
     names no status or reply code at all (a Domino, X.400 or Japanese mail system's)."""
+    text = text[:WORDS_MAX]
     for reason, pattern, _ in _RULES:
         match = pattern.search(text)
         if match:
