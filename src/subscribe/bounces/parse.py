@@ -10,18 +10,22 @@ How a message is read:
    headers are kept aside for the VERP tokens and the original Message-ID.
 2. A ``message/delivery-status`` part (RFC 3464) is authoritative. Each per-recipient block
    gives the address (Original-Recipient, else Final-Recipient), Action, Status and
-   Diagnostic-Code. ``delivered``/``relayed``/``expanded`` are not bounces; ``delayed`` or a
-   4.x.x status is soft; ``failed`` with a 5.x.x status is hard. A vague ``X.0.0`` status is
-   refined by a more specific code of the same class in the diagnostic.
+   Diagnostic-Code. ``delivered``/``relayed``/``expanded``/``delayed`` are not bounces (a
+   delay says the mail is still being tried); a 4.x.x status is soft, 5.x.x hard. A vague
+   ``X.0.0`` status is refined by a more specific code of the same class in the diagnostic.
 3. Without a DSN part the message must first look like a bounce (a mail-system sender such as
    MAILER-DAEMON, an ``X-Failed-Recipients`` header, a well-known bounce phrase, or a bounce
    subject with a null return path) and must not be an auto-reply. The human-readable text,
    cut where the copy of the original message begins, is searched for addresses, and the
    text following each address for evidence: an enhanced status code, else a 3-digit SMTP
-   reply code, else a phrase ("user unknown" is hard, "mailbox full" is soft). Delay
-   warnings are always soft.
+   reply code, else a phrase ("user unknown" is hard, "mailbox full" is soft), else, for
+   mail systems that give no code at all, the words the reason rules know. Delay warnings
+   are not bounces.
 4. Anything uncertain yields no recipient rather than a guess: a false hard bounce would
-   unsubscribe a real reader. A message with no bounced recipient is not a bounce (``None``).
+   unsubscribe a real reader. A message with no bounced recipient is not a bounce (``None``);
+   neither is a complaint (an ARF feedback report, read by ``complaints``).
+5. Each recipient gets a reason (``diagnosis``) from its diagnostic, status and reply code,
+   and so an action: remove, count or ignore (``reasons``).
 
 VERP tokens are the ``TOKEN`` of any ``<local>+TOKEN@<domain>`` address built on the bounce
 address, found in the bounce's headers, its report text or the original's headers. They are
@@ -29,8 +33,8 @@ returned as found; verifying their signature is the caller's job.
 
 ``parse_bounce`` never raises on malformed input: hostile or truncated mail is ``None``.
 
-Here: the public API, the DSN path and the VERP/Message-ID lookups. The text path is
-``bounce_text``, the evidence rules ``bounce_evidence``, MIME and text helpers ``bounce_mime``.
+Here: the public API, the DSN path and the Message-ID lookup. The text path is ``text``,
+the evidence rules ``evidence``, MIME and text helpers (VERP tokens too) ``mime``.
 """
 
 from __future__ import annotations
