@@ -34,12 +34,16 @@ def bounce_for(template: str, *, token: str, original: str, recipient: str) -> b
     return text.replace(original, recipient).encode()
 
 
+def _add(engine: Engine, settings: Settings, *addresses: str) -> None:
+    with Session(engine) as session:
+        for address in addresses:
+            subscribers.add(session, settings, email=address, confirmed=True, now=utcnow())
+
+
 def test_bounces_mark_subscribers_through_verp(
     verp_settings: Settings, engine: Engine, smtp_server: SMTPServer, tmp_path: Path
 ) -> None:
-    with Session(engine) as session:
-        for address in ("hard@example.com", "soft@example.com", "fine@example.com"):
-            subscribers.add(session, verp_settings, email=address, confirmed=True, now=utcnow())
+    _add(engine, verp_settings, "hard@example.com", "soft@example.com", "fine@example.com")
     assert run("notify", "--title", "T", "--url", "https://blog.example/t", "--yes").exit_code == 0
     tokens = {}
     for received in smtp_server.messages:
@@ -213,9 +217,7 @@ def test_refusals_about_the_sender_never_touch_readers_and_are_reported(
     verp_settings: Settings, engine: Engine, smtp_server: SMTPServer, tmp_path: Path
 ) -> None:
     readers = ["a@example.com", "b@example.com", "c@example.net"]
-    with Session(engine) as session:
-        for address in readers:
-            subscribers.add(session, verp_settings, email=address, confirmed=True, now=utcnow())
+    _add(engine, verp_settings, *readers)
     for n in range(6):  # a reputation incident lasting six posts
         _post(n)
     bounces = []
@@ -241,9 +243,7 @@ def test_refusals_about_the_sender_never_touch_readers_and_are_reported(
 def test_counted_bounces_remove_only_five_in_a_row(
     verp_settings: Settings, engine: Engine, smtp_server: SMTPServer, tmp_path: Path
 ) -> None:
-    with Session(engine) as session:
-        for address in ("full@example.com", "gap@example.com", "read@example.com"):
-            subscribers.add(session, verp_settings, email=address, confirmed=True, now=utcnow())
+    _add(engine, verp_settings, "full@example.com", "gap@example.com", "read@example.com")
     for n in range(6):
         _post(n)
 
@@ -294,9 +294,7 @@ def _complaint(template: str, *, verp: str, unsubscribe: str, message_id: str) -
 def test_complaints_unsubscribe_at_once_and_are_counted(
     verp_settings: Settings, engine: Engine, smtp_server: SMTPServer, tmp_path: Path
 ) -> None:
-    with Session(engine) as session:
-        for address in ("aol@example.com", "jmrp@example.com", "kept@example.com"):
-            subscribers.add(session, verp_settings, email=address, confirmed=True, now=utcnow())
+    _add(engine, verp_settings, "aol@example.com", "jmrp@example.com", "kept@example.com")
     _post(1)
     sent = {m.rcpt_tos[0]: m for m in smtp_server.messages}
 
