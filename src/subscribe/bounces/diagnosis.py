@@ -83,7 +83,8 @@ _RULES: tuple[tuple[Reason, re.Pattern[str], bool], ...] = (
         _words(
             r"message (?:size|length) (?:exceeds|is too|too|over|limit)|"
             r"(?:message|mail|e-?mail) (?:is |was )?too (?:big|large|long)|"
-            r"exceeds? (?:the )?(?:maximum|max|fixed|allowed|size) (?:allowed )?(?:message )?size|"
+            r"exceed(?:s|ed)? (?:the )?(?:maximum|max|fixed|allowed|size) "
+            r"(?:\w+ )?(?:message )?size|"
             r"size (?:of (?:the |your )?message )?exceeds|too large|"
             r"maximum (?:message )?size|\b5\.(?:3\.4|2\.3)\b"
         ),
@@ -275,7 +276,7 @@ def reason_for(status: str, text: str, *, more_text: str = "") -> Reason:
     ``more_text`` (the human-readable part of a report) is read only when neither the
     diagnostic's words nor a specific status code say anything: it often holds boilerplate.
     """
-    text, more_text = text[:WORDS_MAX], more_text[:WORDS_MAX]
+    text, more_text = _one_line(text), _one_line(more_text)
     status = status or first_status(text)
     reply = _REPLY.search(text)
     temporary = (status or (reply.group(1) if reply else "5"))[0] == "4"
@@ -292,12 +293,18 @@ def reason_for(status: str, text: str, *, more_text: str = "") -> Reason:
 def reason_in_words(text: str) -> tuple[Reason, re.Match[str]] | None:
     """The first rule the words of ``text`` match, and where: evidence for a bounce that
     names no status or reply code at all (a Domino, X.400 or Japanese mail system's)."""
-    text = text[:WORDS_MAX]
+    text = _one_line(text)
     for reason, pattern, _ in _RULES:
         match = pattern.search(text)
         if match:
             return reason, match
     return None
+
+
+def _one_line(text: str) -> str:
+    # Text bounces wrap their diagnostics ("Host not\n    found, try again"); the rules
+    # are written for single spaces.
+    return " ".join(text[:WORDS_MAX].split())
 
 
 def _by_words(text: str, temporary: bool) -> Reason | None:
