@@ -47,11 +47,7 @@ EXPECTED: dict[str, Expected | None] = {
         ["MTAy.Zk3xRA.Xy_z-9QwErTy"],
         "<post-42.sub-102@example.org>",
     ),
-    "postfix_delayed_4.4.1_soft.eml": Expected(
-        [("carol@example.com", SOFT, "4.4.1")],
-        ["MTAz.Zk3xRQ.pLmN0-_aBc1"],
-        "<post-42.sub-103@example.org>",
-    ),
+    "postfix_delayed_4.4.1_soft.eml": None,  # still being tried: not a bounce
     "postfix_relayed_success_not_a_bounce.eml": None,
     "exim_dsn_hard_5.1.1_original_attached.eml": Expected(
         # Status: 5.0.0 refined by the diagnostic's more specific 5.1.1
@@ -64,11 +60,7 @@ EXPECTED: dict[str, Expected | None] = {
         ["MTA1.Zk3xRw.zZ-yY_xX9"],
         "<post-42.sub-105@example.org>",
     ),
-    "exim_text_delayed_warning_soft.eml": Expected(
-        [("oscar@example.com", SOFT, "4.2.2")],
-        ["MTEz.Zk3xTw.DeLaY_w4rn-1"],
-        None,
-    ),
+    "exim_text_delayed_warning_soft.eml": None,  # a delay warning: not a bounce
     "gmail_dsn_hard_5.1.1.eml": Expected(
         [("frank@example.com", HARD, "5.1.1")],
         ["MTA2.Zk3xSA.GmAiL_t0k-en"],
@@ -129,10 +121,10 @@ def summary(report: BounceReport | None) -> Expected | None:
 # --- the corpus ----------------------------------------------------------------------------
 
 
-def test_every_corpus_file_has_an_expectation() -> None:
-    files = {p.name for p in CORPUS.glob("*.eml")}
-    assert files == set(EXPECTED)
-    assert len(files) >= 12
+def test_the_parse_expectations_name_corpus_files() -> None:
+    # Every file's reasons are in corpus_reasons.py; these are the parser's finer details.
+    assert set(EXPECTED) <= {p.name for p in CORPUS.glob("*.eml")}
+    assert len(EXPECTED) >= 12
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -178,7 +170,6 @@ def test_no_bounce_address_means_no_tokens() -> None:
         ("postfix_hard_5.1.1_user_unknown.eml", "<post-42.sub-101@example.org>"),  # headers part
         ("exim_dsn_hard_5.1.1_original_attached.eml", "<post-42.sub-104@example.org>"),  # rfc822
         ("qmail_text_hard_5.1.1.eml", "<post-42.sub-110@example.org>"),  # quoted in the body
-        ("exim_text_delayed_warning_soft.eml", None),  # no copy of the original at all
     ],
 )
 def test_original_message_id(name: str, message_id: str | None) -> None:
@@ -256,8 +247,8 @@ def block(address: str, action: str, status: str = "", diagnostic: str = "") -> 
     [
         ("failed", "5.1.1", "smtp; 550 5.1.1 no such user", (HARD, "5.1.1")),
         ("failed", "4.2.2", "smtp; 452 4.2.2 mailbox full", (SOFT, "4.2.2")),
-        ("delayed", "4.4.7", "", (SOFT, "4.4.7")),
-        ("delayed", "5.0.0", "", (SOFT, "5.0.0")),  # delayed is never hard
+        ("delayed", "4.4.7", "", None),  # still being tried: never a bounce
+        ("delayed", "5.0.0", "", None),
         ("failed", "5.0.0", "smtp; 550 5.2.1 account disabled", (HARD, "5.2.1")),
         ("failed", "5.0.0", "smtp; 451 4.3.0 try later", (HARD, "5.0.0")),  # class differs
         ("failed", "", "smtp; 550 user unknown", (HARD, "")),
@@ -295,10 +286,7 @@ def test_dsn_keeps_only_failed_recipients_and_prefers_original_recipient() -> No
         )
     )
     assert report is not None
-    assert [(r.address, r.kind) for r in report.recipients] == [
-        ("amy@example.com", HARD),
-        ("late@example.com", SOFT),
-    ]
+    assert [(r.address, r.kind) for r in report.recipients] == [("amy@example.com", HARD)]
 
 
 def test_diagnostic_is_one_line_and_truncated() -> None:

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from .mime import DIAGNOSTIC_MAX, diagnostic_line, line_start
+from .reasons import Action, Reason, action_for
 
 # RFC 3463: class.subject.detail; subjects run 0-7. Not part of an IP address or a version.
 _ENHANCED_STATUS = re.compile(r"(?<![\d.])([245])\.([0-7])\.(\d{1,3})(?![\d.])")
@@ -50,6 +51,11 @@ class BouncedRecipient:
     kind: BounceKind
     status: str  # enhanced status code such as "5.1.1"; '' if none found
     diagnostic: str  # one line, at most DIAGNOSTIC_MAX characters
+    reason: Reason = Reason.UNDETERMINED
+
+    @property
+    def action(self) -> Action:
+        return action_for(self.reason)
 
 
 @dataclass(frozen=True, slots=True)

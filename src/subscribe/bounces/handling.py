@@ -1,30 +1,46 @@
-"""Apply bounce messages to the list: match each to a delivery, count, mark bounced.
+"""Apply bounce and complaint messages to the list: judge each bounce by its reason.
 
-A bounce names its delivery through the VERP return path (``bounces+TOKEN@domain``, the
-token signed, so a forged bounce names no one) or, failing that, through the original
-Message-ID that we recorded when the message was sent, and then only when the bounced
-address is that subscriber's own. A bad mailbox (5.1.x, or a hard bounce with no status
-code) marks the subscriber ``bounced`` at once; soft bounces and other refusals are
-counted, and ``SOFT_BOUNCE_LIMIT`` of them mark the subscriber too. Messages that are not
-bounces, or match nothing, are reported and left where they are: this reads, never deletes.
+A bounce names its delivery through the signed VERP return path, or through the original
+Message-ID when the bounced address is that reader's own (``matching``). Its reason
+(``reasons``) decides what happens to the reader:
+
+- ``remove``: the address is gone; the reader is marked ``bounced`` at once;
+- ``count``: one more bounce, unless the count has decayed: a delivery that succeeded after
+  the last counted bounce, or 30 days between the two, starts the count again.
+  ``SOFT_BOUNCE_LIMIT`` counts in a row mark the reader ``bounced``;
+- ``ignore``: the refusal is about the sender (reputation, authentication, content...);
+  the reader is untouched and the refusal is reported by reason and receiving domain.
+
+Times are those of the bounced deliveries (when each message was sent), not of this run:
+an admin who reads the bounce mailbox once a month gets the same judgement as one who reads
+it hourly. The success check is one indexed query per counted bounce, asked only when a
+bounce arrives, so the sending path records nothing extra.
+
+A complaint (an ARF feedback report) unsubscribes the reader at once and is remembered in
+``complained_at``. Messages that are not bounces, or match nobody, are reported and left
+where they are: this reads, never deletes.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session
 
 from subscribe.config import Settings
 from subscribe.db.models import DeliveryStatus, SubscriberStatus, delivery_table, subscriber_table
-from subscribe.errors import TokenInvalid
-from subscribe.readers.addresses import to_ascii
+from subscribe.readers import subscribers
 from subscribe.readers.tokens import Tokens
 
-from .parse import BouncedRecipient, BounceKind, BounceReport, parse_bounce
+from .complaints import Complaint, parse_complaint
+from .matching import Match, address_key, find_match
+from .parse import BouncedRecipient, parse_bounce
+from .reasons import BOUNCE_WINDOW, Action
 
 SOFT_BOUNCE_LIMIT = 5
 D = delivery_table.c
@@ -33,41 +49,15 @@ S = subscriber_table.c
 
 @dataclass
 class BounceRun:
-    hard: int = 0
-    soft: int = 0
+    removals: int = 0  # bounces whose reason says the address is gone
+    counted: int = 0  # bounces counted against the reader
+    ignored: int = 0  # refusals about the sender: the reader is untouched
     newly_bounced: list[str] = field(default_factory=list)  # addresses marked bounced now
+    complaints: list[str] = field(default_factory=list)  # addresses unsubscribed now
+    # (reason, receiving domain) -> refusals about the sender, for the admin to act on
+    sender_refusals: Counter[tuple[str, str]] = field(default_factory=Counter)
     not_bounces: list[str] = field(default_factory=list)  # message keys left unclassified
-    unmatched: list[str] = field(default_factory=list)  # bounces naming no delivery of ours
-
-
-def _is_bad_mailbox(recipient: BouncedRecipient) -> bool:
-    if recipient.kind != BounceKind.HARD:
-        return False
-    return recipient.status == "" or recipient.status.startswith("5.1.")
-
-
-def _delivery_for(
-    connection: Connection, report: BounceReport, tokens: Tokens
-) -> tuple[int, int, str] | None:
-    """(delivery id, subscriber id, subscriber address key) the bounce answers, if any."""
-    query = sa.select(D.id, D.subscriber_id, S.email_key).join(
-        subscriber_table, S.id == D.subscriber_id
-    )
-    for token in report.verp_tokens:
-        try:
-            delivery_id = tokens.read_bounce(token)
-        except TokenInvalid:
-            continue
-        row = connection.execute(query.where(D.id == delivery_id)).first()
-        if row is not None:
-            return row.id, row.subscriber_id, row.email_key
-    if report.message_id:
-        row = connection.execute(query.where(D.message_id == report.message_id)).first()
-        if row is not None:
-            bounced = {to_ascii(r.address).casefold() for r in report.recipients}
-            if row.email_key in bounced:
-                return row.id, row.subscriber_id, row.email_key
-    return None
+    unmatched: list[str] = field(default_factory=list)  # naming no delivery of ours
 
 
 def process_bounces(
@@ -80,45 +70,119 @@ def process_bounces(
 ) -> BounceRun:
     run = BounceRun()
     for key, raw in messages:
+        complaint = parse_complaint(raw, bounce_address=settings.bounce_address)
+        if complaint is not None:
+            if not _apply_complaint(engine, tokens, complaint, run, now=now):
+                run.unmatched.append(key)
+            continue
         report = parse_bounce(raw, bounce_address=settings.bounce_address)
         if report is None:
             run.not_bounces.append(key)
             continue
         with engine.begin() as connection:
-            match = _delivery_for(connection, report, tokens)
-            if match is None:
+            match = find_match(
+                connection,
+                tokens,
+                verp_tokens=report.verp_tokens,
+                message_id=report.message_id,
+                addresses=[r.address for r in report.recipients],
+            )
+            if match is None or match.delivery_id is None:
                 run.unmatched.append(key)
                 continue
-            delivery_id, subscriber_id, address_key = match
             recipient = next(
-                (r for r in report.recipients if to_ascii(r.address).casefold() == address_key),
+                (r for r in report.recipients if address_key(r.address) == match.email_key),
                 report.recipients[0],
             )
-            hard = _is_bad_mailbox(recipient)
-            note = f"bounced after acceptance: {recipient.diagnostic or recipient.status}"
-            run.hard += hard
-            run.soft += not hard
-            connection.execute(
-                delivery_table.update()
-                .where(D.id == delivery_id)
-                .values(
-                    status=DeliveryStatus.FAILED.value if hard else delivery_table.c.status,
-                    last_error=note[:1000],
-                )
-            )
-            counted = connection.execute(
-                subscriber_table.update()
-                .where(S.id == subscriber_id)
-                .values(bounce_count=S.bounce_count + 1)
-                .returning(S.bounce_count, S.status, S.email)
-            ).one()
-            if counted.status != SubscriberStatus.BOUNCED and (
-                hard or counted.bounce_count >= SOFT_BOUNCE_LIMIT
-            ):
-                connection.execute(
-                    subscriber_table.update()
-                    .where(S.id == subscriber_id)
-                    .values(status=SubscriberStatus.BOUNCED.value)
-                )
-                run.newly_bounced.append(counted.email)
+            _apply_bounce(connection, match, recipient, run, now=now)
     return run
+
+
+def _apply_bounce(
+    connection: Connection,
+    match: Match,
+    recipient: BouncedRecipient,
+    run: BounceRun,
+    *,
+    now: datetime,
+) -> None:
+    note = f"bounced after acceptance ({recipient.reason}): "
+    connection.execute(
+        delivery_table.update()
+        .where(D.id == match.delivery_id)
+        .values(
+            status=DeliveryStatus.FAILED.value,
+            last_error=(note + (recipient.diagnostic or recipient.status))[:1000],
+        )
+    )
+    reader = connection.execute(
+        sa.select(S.status, S.email, S.bounce_count, S.bounce_counted_at).where(
+            S.id == match.subscriber_id
+        )
+    ).one()
+    values: dict[str, object] = {"last_bounce_at": now, "last_bounce_reason": recipient.reason}
+    action = recipient.action
+    remove = action == Action.REMOVE
+    if action == Action.IGNORE:
+        run.ignored += 1
+        run.sender_refusals[(recipient.reason.value, match.email_key.rpartition("@")[2])] += 1
+    elif remove:
+        run.removals += 1
+    else:
+        run.counted += 1
+        sent = match.sent_at or now
+        previous = reader.bounce_counted_at
+        fresh = previous is None or _decayed(connection, match, previous, sent)
+        count = 1 if fresh else reader.bounce_count + 1
+        values["bounce_count"] = count
+        values["bounce_counted_at"] = sent if previous is None else max(previous, sent)
+        remove = count >= SOFT_BOUNCE_LIMIT
+    if remove and reader.status != SubscriberStatus.BOUNCED:
+        values["status"] = SubscriberStatus.BOUNCED.value
+        run.newly_bounced.append(reader.email)
+    connection.execute(
+        subscriber_table.update().where(S.id == match.subscriber_id).values(**values)
+    )
+
+
+def _decayed(connection: Connection, match: Match, previous: datetime, sent: datetime) -> bool:
+    """Did the count lapse: 30 days since the last counted bounce, or a success since?"""
+    if sent - previous > BOUNCE_WINDOW:
+        return True
+    # A delivery still "sent" was not bounced: bounced ones are marked failed above.
+    success = (
+        sa.select(D.id)
+        .where(D.subscriber_id == match.subscriber_id)
+        .where(D.id != match.delivery_id)
+        .where(D.status == DeliveryStatus.SENT.value)
+        .where(D.sent_at > previous)
+        .where(D.sent_at < sent)
+        .limit(1)
+    )
+    return connection.execute(success).first() is not None
+
+
+def _apply_complaint(
+    engine: Engine, tokens: Tokens, complaint: Complaint, run: BounceRun, *, now: datetime
+) -> bool:
+    with Session(engine) as session:
+        match = find_match(
+            session.connection(),
+            tokens,
+            verp_tokens=complaint.verp_tokens,
+            unsubscribe_tokens=complaint.unsubscribe_tokens,
+            message_id=complaint.message_id,
+            addresses=complaint.addresses,
+        )
+        if match is None:
+            return False
+        reader = session.execute(
+            subscriber_table.update()
+            .where(S.id == match.subscriber_id)
+            .values(complained_at=now)
+            .returning(S.email)
+        ).one()
+        subscribers.unsubscribe_address(session, email=reader.email, now=now)
+        session.commit()
+    run.complaints.append(reader.email)
+    return True

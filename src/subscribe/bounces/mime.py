@@ -7,7 +7,7 @@ are decoded and unfolded to one line; addresses are found with a bounded, linear
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from email import message_from_bytes
 from email.errors import MessageError
 from email.header import decode_header, make_header
@@ -163,3 +163,20 @@ def diagnostic_line(text: str) -> str:
 
 def _lf(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def verp_tokens(haystacks: Iterable[str], bounce_address: str) -> list[str]:
+    """The TOKEN of each ``<local>+TOKEN@<domain>`` built on the bounce address, in order."""
+    local, sep, domain = bounce_address.strip().strip("<>").rpartition("@")
+    if not (sep and local and domain):
+        return []
+    pattern = re.compile(
+        r"(?<![\w.+=-])"
+        + re.escape(local)
+        + r"\+([A-Za-z0-9._-]{1,200})@"
+        + re.escape(domain)
+        + r"(?![\w-]|\.[A-Za-z0-9])",
+        re.IGNORECASE,
+    )
+    tokens = (m.group(1) for text in haystacks for m in pattern.finditer(text))
+    return list(dict.fromkeys(tokens))

@@ -10,18 +10,22 @@ How a message is read:
    headers are kept aside for the VERP tokens and the original Message-ID.
 2. A ``message/delivery-status`` part (RFC 3464) is authoritative. Each per-recipient block
    gives the address (Original-Recipient, else Final-Recipient), Action, Status and
-   Diagnostic-Code. ``delivered``/``relayed``/``expanded`` are not bounces; ``delayed`` or a
-   4.x.x status is soft; ``failed`` with a 5.x.x status is hard. A vague ``X.0.0`` status is
-   refined by a more specific code of the same class in the diagnostic.
+   Diagnostic-Code. ``delivered``/``relayed``/``expanded``/``delayed`` are not bounces (a
+   delay says the mail is still being tried); a 4.x.x status is soft, 5.x.x hard. A vague
+   ``X.0.0`` status is refined by a more specific code of the same class in the diagnostic.
 3. Without a DSN part the message must first look like a bounce (a mail-system sender such as
    MAILER-DAEMON, an ``X-Failed-Recipients`` header, a well-known bounce phrase, or a bounce
    subject with a null return path) and must not be an auto-reply. The human-readable text,
    cut where the copy of the original message begins, is searched for addresses, and the
    text following each address for evidence: an enhanced status code, else a 3-digit SMTP
-   reply code, else a phrase ("user unknown" is hard, "mailbox full" is soft). Delay
-   warnings are always soft.
+   reply code, else a phrase ("user unknown" is hard, "mailbox full" is soft), else, for
+   mail systems that give no code at all, the words the reason rules know. Delay warnings
+   are not bounces.
 4. Anything uncertain yields no recipient rather than a guess: a false hard bounce would
-   unsubscribe a real reader. A message with no bounced recipient is not a bounce (``None``).
+   unsubscribe a real reader. A message with no bounced recipient is not a bounce (``None``);
+   neither is a complaint (an ARF feedback report, read by ``complaints``).
+5. Each recipient gets a reason (``diagnosis``) from its diagnostic, status and reply code,
+   and so an action: remove, count or ignore (``reasons``).
 
 VERP tokens are the ``TOKEN`` of any ``<local>+TOKEN@<domain>`` address built on the bounce
 address, found in the bounce's headers, its report text or the original's headers. They are
@@ -29,21 +33,23 @@ returned as found; verifying their signature is the caller's job.
 
 ``parse_bounce`` never raises on malformed input: hostile or truncated mail is ``None``.
 
-Here: the public API, the DSN path and the VERP/Message-ID lookups. The text path is
-``bounce_text``, the evidence rules ``bounce_evidence``, MIME and text helpers ``bounce_mime``.
+Here: the public API, the DSN path and the Message-ID lookup. The text path is ``text``,
+the evidence rules ``evidence``, MIME and text helpers (VERP tokens too) ``mime``.
 """
 
 from __future__ import annotations
 
 import mailbox
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email import message_from_bytes
 from email.message import Message
 from email.policy import compat32
 from pathlib import Path
 
+from .complaints import is_complaint
+from .diagnosis import reason_for
 from .evidence import (
     BouncedRecipient,
     BounceKind,
@@ -64,8 +70,9 @@ from .mime import (
     original_headers,
     part_text,
     report_parts,
+    verp_tokens,
 )
-from .text import text_recipients
+from .text import before_original, text_recipients
 
 __all__ = [
     "DIAGNOSTIC_MAX",
@@ -79,7 +86,7 @@ __all__ = [
 
 
 _DSN_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
-_NOT_BOUNCE_ACTIONS = frozenset({"delivered", "relayed", "expanded"})
+_NOT_FAILED_ACTIONS = frozenset({"delivered", "relayed", "expanded", "delayed"})
 
 _MESSAGE_ID = re.compile(r"<[^<>\s]{1,250}>")
 _QUOTED_MESSAGE_ID = re.compile(r"^[ \t>]*Message-ID:[ \t]*(<[^<>\s]{1,250}>)", re.I | re.M)
@@ -137,6 +144,8 @@ def _parse(raw: bytes, bounce_address: str) -> BounceReport | None:
     if not raw.strip():
         return None
     msg = message_from_bytes(raw, policy=compat32)
+    if is_complaint(msg):  # "this is spam" is read by ``complaints``, never as a bounce
+        return None
     parts = list(report_parts(msg))
     originals = original_headers(parts)
     text = "\n".join(part_text(p) for p in parts if is_report_text(p))
@@ -144,21 +153,25 @@ def _parse(raw: bytes, bounce_address: str) -> BounceReport | None:
         delivery_status_text(p) for p in parts if p.get_content_type() in _DSN_TYPES
     )
 
-    recipients = _dsn_recipients(dsn_text) if dsn_text else None
+    recipients = _dsn_recipients(dsn_text, before_original(text)) if dsn_text else None
     if recipients is None:
         recipients = text_recipients(msg, text, originals, bounce_address)
     if not recipients:
         return None
     haystacks = [headers_text(msg), dsn_text, text, *(headers_text(h) for h in originals)]
     return BounceReport(
-        verp_tokens=_verp_tokens(haystacks, bounce_address),
+        verp_tokens=verp_tokens(haystacks, bounce_address),
         recipients=recipients,
         message_id=_original_message_id(originals, text),
     )
 
 
-def _dsn_recipients(dsn_text: str) -> list[BouncedRecipient] | None:
-    """Bounced recipients of an RFC 3464 report; ``None`` when it has no recipient blocks."""
+def _dsn_recipients(dsn_text: str, report_text: str) -> list[BouncedRecipient] | None:
+    """Bounced recipients of an RFC 3464 report; ``None`` when it has no recipient blocks.
+
+    ``report_text``, the human-readable part, helps find the reason only when one recipient
+    failed: with several, nothing says which of them a sentence is about.
+    """
     blocks = [
         b
         for b in field_blocks(dsn_text)
@@ -166,13 +179,20 @@ def _dsn_recipients(dsn_text: str) -> list[BouncedRecipient] | None:
     ]
     if not blocks:
         return None
-    found = (_dsn_recipient(block) for block in blocks)
+    failing = [b for b in blocks if _action(b) not in _NOT_FAILED_ACTIONS]
+    more_text = report_text if len(failing) == 1 else ""
+    found = (_dsn_recipient(block, more_text) for block in blocks)
     return unique_by_address([r for r in found if r is not None])
 
 
-def _dsn_recipient(fields: dict[str, str]) -> BouncedRecipient | None:
-    action = fields.get("action", "").split("(")[0].strip().lower()
-    diagnostic = diagnostic_line(fields.get("diagnostic-code", ""))
+def _action(fields: dict[str, str]) -> str:
+    return fields.get("action", "").split("(")[0].strip().lower()
+
+
+def _dsn_recipient(fields: dict[str, str], more_text: str) -> BouncedRecipient | None:
+    action = _action(fields)
+    full_diagnostic = fields.get("diagnostic-code", "")
+    diagnostic = diagnostic_line(full_diagnostic)
     status = _dsn_status(fields.get("status", ""), diagnostic)
     kind = _dsn_kind(action, status, f"{fields.get('status', '')} {diagnostic}")
     if kind is None:
@@ -182,7 +202,9 @@ def _dsn_recipient(fields: dict[str, str]) -> BouncedRecipient | None:
         address = address_from_field(fields.get(name, ""))
         if address:
             break
-    return BouncedRecipient(address, kind, status, diagnostic)
+    words = f"{full_diagnostic} {fields.get('x-supplementary-info', '')}"
+    reason = reason_for(status, words, more_text=more_text)
+    return BouncedRecipient(address, kind, status, diagnostic, reason)
 
 
 def _dsn_status(status_field: str, diagnostic: str) -> str:
@@ -196,10 +218,8 @@ def _dsn_status(status_field: str, diagnostic: str) -> str:
 
 
 def _dsn_kind(action: str, status: str, evidence: str) -> BounceKind | None:
-    if action in _NOT_BOUNCE_ACTIONS:
+    if action in _NOT_FAILED_ACTIONS:  # still being tried, or delivered: not a bounce
         return None
-    if action == "delayed":
-        return BounceKind.SOFT
     if status:
         return kind_of_class(status[0])
     if action != "failed":
@@ -209,22 +229,6 @@ def _dsn_kind(action: str, status: str, evidence: str) -> BounceKind | None:
 
 
 # --- VERP tokens and the original message --------------------------------------------------
-
-
-def _verp_tokens(haystacks: Iterable[str], bounce_address: str) -> list[str]:
-    local, sep, domain = bounce_address.strip().strip("<>").rpartition("@")
-    if not (sep and local and domain):
-        return []
-    pattern = re.compile(
-        r"(?<![\w.+=-])"
-        + re.escape(local)
-        + r"\+([A-Za-z0-9._-]{1,200})@"
-        + re.escape(domain)
-        + r"(?![\w-]|\.[A-Za-z0-9])",
-        re.IGNORECASE,
-    )
-    tokens = (m.group(1) for text in haystacks for m in pattern.finditer(text))
-    return list(dict.fromkeys(tokens))
 
 
 def _original_message_id(originals: list[Message], text: str) -> str | None:

@@ -12,20 +12,17 @@ import re
 from email.message import Message
 from email.utils import getaddresses
 
-from .evidence import (
-    BouncedRecipient,
-    BounceKind,
-    Evidence,
-    find_evidence,
-    unique_by_address,
-)
+from .diagnosis import reason_for, reason_in_words
+from .evidence import BouncedRecipient, BounceKind, Evidence, find_evidence, unique_by_address
 from .mime import (
     ADDRESS_PATTERN,
     addresses_in,
     decoded_header,
+    diagnostic_line,
     line_start,
     normalize_address,
 )
+from .reasons import Action, action_for
 
 _CONTEXT_MAX = 1000  # characters of text after an address searched for its evidence
 
@@ -54,7 +51,8 @@ _BOUNCE_BODY = re.compile(
     r"the following address\(es\) failed|delivery has failed to these recipients|"
     r"unable to deliver your message to the following address|"
     r"delivery to the following recipients? failed|this is the mail system at host|"
-    r"your message (?:to \S{1,254} )?couldn'?t be delivered|i'?m afraid i wasn'?t able to deliver",
+    r"your message (?:to \S{1,254} )?couldn'?t be delivered|i'?m afraid i wasn'?t able to deliver|"
+    r"permanent fatal (?:delivery )?errors",
     re.IGNORECASE,
 )
 
@@ -81,7 +79,7 @@ def text_recipients(
         return []
     if _is_auto_reply(msg) and not _from_mail_system(msg):
         return []
-    report = _before_original(text)
+    report = before_original(text)
     failed = [
         a
         for a in map(normalize_address, addresses_in(decoded_header(msg, "X-Failed-Recipients")))
@@ -89,22 +87,37 @@ def text_recipients(
     ]
     contexts = _address_contexts(report, _excluded_addresses(msg, originals, bounce_address))
     candidates = failed or list(contexts) or [""]
+    # A delay warning says the mail system is still trying: nothing has bounced yet.
+    if _DELAY_NOTICE.search(f"{decoded_header(msg, 'Subject')}\n{report}"):
+        return []
     # Text anywhere in the report vouches for a recipient only when there is no one else it
     # could be about: the mail system listed the failed addresses, or there is one address.
-    fallback = find_evidence(report) if failed or len(candidates) == 1 else None
+    sole = bool(failed) or len(candidates) == 1
+    fallback = find_evidence(report) if sole else None
     by_key = {address.lower(): context for address, context in contexts.items()}
-    delayed = bool(_DELAY_NOTICE.search(f"{decoded_header(msg, 'Subject')}\n{report}"))
     recipients: list[BouncedRecipient] = []
     for address in candidates:
-        found = find_evidence(by_key.get(address.lower(), "")) or fallback
+        context = by_key.get(address.lower(), "")
+        found = find_evidence(context) or fallback
+        found = found or _words_evidence(context or (report if sole else ""))
         if found is not None:
-            recipients.append(_text_recipient(address, found, delayed))
+            reason = reason_for(found.status, context, more_text=report if sole else "")
+            recipients.append(
+                BouncedRecipient(address, found.kind, found.status, found.diagnostic, reason)
+            )
     return unique_by_address(recipients)
 
 
-def _text_recipient(address: str, found: Evidence, delayed: bool) -> BouncedRecipient:
-    kind = BounceKind.SOFT if delayed else found.kind
-    return BouncedRecipient(address, kind, found.status, found.diagnostic)
+def _words_evidence(context: str) -> Evidence | None:
+    """Evidence from words alone, for mail systems that give neither status nor reply code
+    (Domino, X.400 gateways, Japanese carriers). Only a context after an address is read,
+    and only once the message is known to come from a mail system."""
+    found = reason_in_words(context)
+    if found is None:
+        return None
+    reason, match = found
+    kind = BounceKind.HARD if action_for(reason) == Action.REMOVE else BounceKind.SOFT
+    return Evidence(kind, "", diagnostic_line(context[line_start(context, match.start()) :]))
 
 
 def _looks_like_bounce(msg: Message, text: str) -> bool:
@@ -141,7 +154,7 @@ def _is_auto_reply(msg: Message) -> bool:
     )
 
 
-def _before_original(text: str) -> str:
+def before_original(text: str) -> str:
     start = _ORIGINAL_STARTS.search(text)
     return text[: start.start()] if start else text
 

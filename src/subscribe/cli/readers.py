@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from .app import _deliver_messages, _engine, _session, _settings, app, now
 from .sending import print_mail_overview
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 EmailArg = Annotated[str, typer.Argument(metavar="EMAIL", help="The reader's address.")]
 
@@ -151,6 +154,23 @@ def stats() -> None:
     if totals:
         typer.echo("deliveries: " + ", ".join(f"{k} {v}" for k, v in totals.items() if v))
     print_mail_overview(engine)
+    _print_bounce_overview(engine)
+
+
+def _print_bounce_overview(engine: Engine) -> None:
+    """Complaints, readers whose bounces are being counted, and refusals about the sender
+    (by reason and receiving domain): those mean the sending setup needs fixing."""
+    from subscribe.bounces.overview import bounce_overview
+
+    overview = bounce_overview(engine, now=now())
+    typer.echo(
+        f"complaints: {overview.complaints} (unsubscribed); "
+        f"readers with counted bounces (last 30 days): {overview.counting}"
+    )
+    if overview.sender_refusals:
+        typer.echo("refused for reasons about the sender (last 30 days), by reason and domain:")
+    for reason, domain, n in overview.sender_refusals:
+        typer.echo(f"  {n} x {reason} at {domain}")
 
 
 @app.command()

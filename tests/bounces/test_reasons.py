@@ -1,0 +1,185 @@
+"""Reasons and actions: every corpus message judged as its table says, and the rules that
+matter most tested one by one (misleading codes, words in other languages, 4xx)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from clihelp import run
+from corpus_reasons import COMPLAINT, CORPUS, EXPECTED_REASONS
+
+from subscribe.bounces.classify import JSON_KEYS, classify
+from subscribe.bounces.diagnosis import WORDS_MAX, reason_for, reason_in_words
+from subscribe.bounces.reasons import ACTIONS, Action, Reason
+
+R = Reason
+
+
+def test_every_corpus_file_has_a_reason_expectation() -> None:
+    assert {p.name for p in CORPUS.glob("*.eml")} == set(EXPECTED_REASONS)
+    systems = {name.split("_")[0] for name in EXPECTED_REASONS}
+    assert len(systems) >= 30  # Google Groups to X.400
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_REASONS))
+def test_corpus_reasons_and_actions(name: str) -> None:
+    [verdict] = classify([(name, (CORPUS / name).read_bytes())], bounce_address="bounces@x.org")
+    expected = EXPECTED_REASONS[name]
+    if expected == COMPLAINT:
+        assert verdict.rows == [] and verdict.note.startswith("complaint")
+    elif expected is None:
+        assert verdict.rows == [] and verdict.note == "not a bounce"
+    else:
+        got = [(r.address, r.reason, r.action) for r in verdict.rows]
+        assert got == [(a, reason.value, ACTIONS[reason].value) for a, reason in expected]
+
+
+def test_every_reason_has_one_action_as_the_issue_says() -> None:
+    assert set(ACTIONS) == set(Reason)
+    remove = {R.USER_UNKNOWN, R.HOST_UNKNOWN, R.DISABLED}
+    count = {R.MAILBOX_FULL, R.SUSPENDED, R.EXPIRED, R.SYSTEM_ERROR, R.UNDETERMINED}
+    assert {r for r, a in ACTIONS.items() if a == Action.REMOVE} == remove
+    assert {r for r, a in ACTIONS.items() if a == Action.COUNT} == count
+
+
+@pytest.mark.parametrize(
+    ("status", "text", "reason"),
+    [
+        # a misleading class or subject: the words decide
+        ("5.1.1", "550 5.1.1 Client host [198.51.100.7] blocked using zen.spamhaus.org", R.BLOCKED),
+        ("5.7.1", "550 5.7.1 No such user!", R.USER_UNKNOWN),
+        ("5.0.0", "550 5.0.0 mailbox is full", R.MAILBOX_FULL),
+        (
+            "5.4.1",
+            "550 5.4.1 Recipient address rejected: Access denied. AS(201806281)",
+            R.USER_UNKNOWN,
+        ),
+        ("5.1.1", "550 5.1.1 sorry, not listed at sbl.spamhaus.org", R.BLOCKED),
+        # the status alone, when the words say nothing known
+        ("5.1.1", "", R.USER_UNKNOWN),
+        ("5.1.2", "", R.HOST_UNKNOWN),
+        ("5.2.2", "", R.MAILBOX_FULL),
+        ("5.2.3", "", R.TOO_BIG),
+        ("5.3.4", "", R.TOO_BIG),
+        ("4.4.7", "", R.EXPIRED),
+        ("5.7.26", "", R.AUTHENTICATION),
+        ("5.7.515", "", R.AUTHENTICATION),
+        ("5.7.25", "", R.NO_PTR),
+        ("4.7.28", "", R.RATE_LIMITED),
+        ("5.7.28", "", R.RATE_LIMITED),
+        ("5.7.1", "", R.POLICY),
+        ("5.0.0", "", R.UNDETERMINED),
+        ("", "", R.UNDETERMINED),
+        # no status at all: the words, then the reply code
+        ("", "421 Too many concurrent connections from your IP", R.RATE_LIMITED),
+        ("", "421 service closing transmission channel", R.RATE_LIMITED),
+        ("", "553 5.7.1 Sender address rejected: not owned by user", R.POLICY),
+        ("", "550 Requested action not taken: mailbox unavailable", R.USER_UNKNOWN),
+        ("", "550 Benutzer unbekannt", R.USER_UNKNOWN),
+        ("", "552 Postfach voll", R.MAILBOX_FULL),
+        ("", "SMTP; 550 TLS required for this domain", R.TLS_REQUIRED),
+        ("", "550 This account has been disabled or discontinued", R.DISABLED),
+        ("", "550 DMARC policy of example.org rejects this message", R.AUTHENTICATION),
+        ("", "554 Your message looks like spam", R.SPAM),
+        ("", "554 rejected: your domain has a poor reputation", R.BLOCKED),
+        # a 4xx never says an address is gone, only that something is wrong for now
+        (
+            "4.1.1",
+            "450 4.1.1 <a@example.com>: Recipient address rejected: User unknown",
+            R.SYSTEM_ERROR,
+        ),
+        (
+            "4.4.3",
+            "Host or domain name not found. Name service error: Host not found, try again",
+            R.SYSTEM_ERROR,
+        ),
+    ],
+)
+def test_reason_for(status: str, text: str, reason: Reason) -> None:
+    assert reason_for(status, text) == reason
+
+
+def test_the_report_text_is_read_only_when_the_diagnostic_and_status_say_nothing() -> None:
+    boilerplate = "Your message could not be delivered: our spam filter FAQ is at ..."
+    assert reason_for("5.1.1", "", more_text=boilerplate) == R.USER_UNKNOWN
+    assert reason_for("5.0.0", "", more_text=boilerplate) == R.SPAM
+
+
+def test_hostile_diagnostics_are_read_quickly() -> None:
+    import time
+
+    hostile = ("mailbox " * 50_000) + ("user " * 50_000) + ("a" * 1_000_000)
+    start = time.perf_counter()
+    for _ in range(10):
+        assert reason_for("", hostile, more_text=hostile) == R.UNDETERMINED
+        assert reason_in_words(hostile) is None
+    # Only the first WORDS_MAX characters are read: a few ms each, whatever the length.
+    assert time.perf_counter() - start < 5
+    assert reason_for("", "x" * WORDS_MAX + " user unknown") == R.UNDETERMINED
+
+
+# --- subscribe bounces classify -------------------------------------------------------------
+
+
+def test_classify_prints_one_line_per_recipient_and_notes_the_rest() -> None:
+    files = [
+        CORPUS / "postfix_spamhaus_5.7.1.eml",
+        CORPUS / "arf_yahoo_abuse_complaint.eml",
+        CORPUS / "not_bounce_vacation_auto_submitted.eml",
+    ]
+    result = run("bounces", "classify", *map(str, files))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"{files[0]}\tcal@example.com\thard\t5.7.1\tblocked\tignore"
+    ]
+    assert f"{files[1]}: complaint (abuse)" in result.stderr
+    assert f"{files[2]}: not a bounce" in result.stderr
+
+
+def test_classify_json_has_exactly_the_contract_keys(tmp_path: Path) -> None:
+    import mailbox
+
+    box = mailbox.mbox(tmp_path / "b.mbox")
+    for name in ("gmail_dmarc_5.7.26.eml", "yahoo_text_hard_554_no_account.eml"):
+        box.add((CORPUS / name).read_bytes())
+    box.close()
+    result = run("bounces", "classify", "--json", "--mbox", str(tmp_path / "b.mbox"))
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [list(row) for row in rows] == [list(JSON_KEYS)] * 2
+    assert list(JSON_KEYS) == ["file", "address", "kind", "status", "reason", "action"]
+    assert [(r["address"], r["reason"], r["action"], r["status"]) for r in rows] == [
+        ("tia@gmail.com", "authentication", "ignore", "5.7.26"),
+        ("ivan@example.com", "user_unknown", "remove", ""),
+    ]
+
+
+def test_classify_needs_no_database_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = tmp_path / "never.db"
+    monkeypatch.setenv("SUBSCRIBE_DATABASE_URL", f"sqlite:///{database}")
+    monkeypatch.chdir(tmp_path)
+    result = run("bounces", "classify", str(CORPUS / "postfix_hard_5.1.1_user_unknown.eml"))
+    assert result.exit_code == 0, result.output
+    assert "alice@example.com\thard\t5.1.1\tuser_unknown\tremove" in result.stdout
+    assert not database.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "give one or more FILEs"),
+        (("nope.eml",), "cannot read nope.eml"),
+        (("--maildir", "nope"), "cannot read nope"),
+    ],
+)
+def test_classify_user_errors_are_one_line(
+    args: tuple[str, ...], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run("bounces", "classify", *args)
+    assert result.exit_code == 1
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
