@@ -181,7 +181,8 @@ def run_ours(work: Workspace, addresses: list[str], clients: int) -> dict[str, f
 def _profile(pid: int, work: Workspace) -> subprocess.Popen[bytes]:
     """py-spy on the serve process while the load runs (SIGNUP_PROFILE=FILE)."""
     out = os.environ["SIGNUP_PROFILE"]
-    command = ["uvx", "py-spy", "record", "--pid", str(pid), "-f", "raw", "-r", "200", "-o", out]
+    command = ["uvx", "py-spy", "record", "--nonblocking", "--pid", str(pid), "-f", "raw", "-r", "100"]
+    command += ["-o", out]
     return subprocess.Popen(command, cwd=work.dir)
 
 
