@@ -20,6 +20,8 @@ from .models import (
     SubscriberStatus,
     UTCDateTime,
     delivery_table,
+    post_category_table,
+    subscriber_category_table,
     subscriber_table,
 )
 
@@ -32,18 +34,40 @@ def enqueue_message(
     session.add(Delivery(kind=kind, subscriber_id=subscriber_id, due_at=now, created_at=now))
 
 
+def wants_post(post_id: Any) -> sa.ColumnElement[bool]:
+    """The subscriber's category choice takes the post ``post_id`` (a value or a column):
+    they chose none (everything), or one of the post's. Probes of the two primary keys
+    per reader, so it stays inside the one INSERT ... SELECT of a post's deliveries."""
+    sc = subscriber_category_table.c
+    pc = post_category_table.c
+    chose_nothing = ~sa.exists().where(sc.subscriber_id == subscriber_table.c.id)
+    chose_one = sa.exists().where(
+        sc.subscriber_id == subscriber_table.c.id,
+        pc.post_id == post_id,
+        pc.category == sc.category,
+    )
+    return sa.or_(chose_nothing, chose_one)
+
+
 def queued_deliveries(
     *,
     kind: MessageKind,
     readers: sa.ColumnElement[bool],
     at: datetime,
     post_id: int | None = None,
+    digest: tuple[str, int] | None = None,
 ) -> tuple[list[str], sa.Select[Any]]:
     """The columns and rows of an INSERT ... SELECT that queues one delivery, due ``at``,
-    for every subscriber matching ``readers``: a million in one statement."""
+    for every subscriber matching ``readers``: a million in one statement. A digest
+    (``digest``: its period and the last post id it lists) starts after each reader's
+    watermark."""
     when = sa.literal(at, UTCDateTime)
     columns = ["kind", "post_id", "subscriber_id", "status", "attempts", "ambiguous_count"]
     columns += ["due_at", "claimed_by", "last_error", "message_id", "created_at"]
+    extra: list[Any] = []
+    if digest is not None:
+        columns += ["period", "digest_after", "digest_through"]
+        extra = [sa.literal(digest[0]), subscriber_table.c.digest_after, sa.literal(digest[1])]
     rows = sa.select(
         sa.literal(kind.value),
         sa.cast(sa.null(), sa.Integer) if post_id is None else sa.literal(post_id),
@@ -56,6 +80,7 @@ def queued_deliveries(
         sa.literal(""),
         sa.literal(""),
         when,
+        *extra,
     ).where(readers)
     return columns, rows
 

@@ -44,6 +44,11 @@ def unsubscribe_url(settings: Settings, tokens: Tokens, reader: Addressee) -> st
     return f"{settings.base_url}/unsubscribe/{token}"
 
 
+def preferences_url(settings: Settings, tokens: Tokens, reader: Addressee) -> str:
+    token = tokens.preferences_token(reader.subscriber_id, reader.email_key)
+    return f"{settings.base_url}/preferences/{token}"
+
+
 def confirm_url(settings: Settings, tokens: Tokens, reader: Addressee) -> str:
     token = tokens.confirm_token(reader.subscriber_id, reader.email_key)
     return f"{settings.base_url}/confirm/{token}"
@@ -86,7 +91,10 @@ class Transactional:
         mid = message_id(
             self._settings.mail_domain, post_key=key, subscriber_id=reader.subscriber_id
         )
-        recipient = Recipient(to_ascii(reader.email), reader.name, str(unsubscribe), mid)
+        preferences = str(context.get("preferences_url", ""))
+        recipient = Recipient(
+            to_ascii(reader.email), reader.name, str(unsubscribe), mid, preferences
+        )
         return Message(recipient.email, builder.build(recipient), mid)
 
     def confirmation(self, reader: Addressee, *, key: str) -> Message:
@@ -97,5 +105,6 @@ class Transactional:
         context = {
             "latest_posts": [{"title": p.title, "url": p.url} for p in latest_posts],
             "unsubscribe_url": unsubscribe_url(self._settings, self._tokens, reader),
+            "preferences_url": preferences_url(self._settings, self._tokens, reader),
         }
         return self._build("email/welcome", context, reader, key=key)

@@ -21,9 +21,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from subscribe.db.deliveries import queued_deliveries
+from subscribe.db.deliveries import queued_deliveries, wants_post
 from subscribe.db.models import (
     RECEIVER_STATUS,
+    Cadence,
     DeliveryStatus,
     MessageKind,
     SubscriberStatus,
@@ -89,13 +90,18 @@ class Outcome:
 # -- operations ------------------------------------------------------------------------------
 
 
-def enqueue(connection: Connection, *, post_id: int, now: datetime) -> int:
-    """One queued delivery per confirmed subscriber, in one set-based INSERT ... SELECT."""
+def enqueue(
+    connection: Connection, *, post_id: int, now: datetime, categorised: bool = True
+) -> int:
+    """One queued delivery per confirmed subscriber who takes posts one by one and whose
+    categories include one of the post's (``categorised`` False: the post has none, so it
+    goes to all of them), in one set-based INSERT ... SELECT. Digest readers get it in
+    their next digest."""
+    readers = sa.and_(S.status == SubscriberStatus.CONFIRMED.value, S.cadence == Cadence.POST.value)
+    if categorised:
+        readers = sa.and_(readers, wants_post(post_id))
     columns, source = queued_deliveries(
-        kind=MessageKind.POST,
-        readers=S.status == SubscriberStatus.CONFIRMED.value,
-        at=now,
-        post_id=post_id,
+        kind=MessageKind.POST, readers=readers, at=now, post_id=post_id
     )
     statement = insert_ignoring_duplicates(connection, delivery_table).from_select(columns, source)
     connection.execute(statement)
