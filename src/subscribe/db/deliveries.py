@@ -21,9 +21,11 @@ from .models import (
     UTCDateTime,
     delivery_table,
     post_category_table,
+    post_table,
     subscriber_category_table,
     subscriber_table,
 )
+from .store import insert_ignoring_duplicates
 
 
 def enqueue_message(
@@ -115,3 +117,80 @@ def enqueue_import_confirmations(
         parameters,
     )
     return max(result.rowcount, 0)
+
+
+def digest_readers(
+    *, cadence: str, through: int, period: str | None = None
+) -> sa.ColumnElement[bool]:
+    """Confirmed readers on ``cadence`` with at least one post they want after their
+    watermark (up to ``through``), announced after they confirmed (as a post email
+    would: nobody gets what came out before they joined); with ``period``: who have no
+    digest for that period yet."""
+    s = subscriber_table.c
+    p = post_table.c
+    joined = sa.func.coalesce(s.confirmed_at, s.created_at)
+    something_new = sa.exists().where(
+        p.id > s.digest_after,
+        p.id <= through,
+        p.created_at > joined,
+        sa.or_(~sa.exists().where(post_category_table.c.post_id == p.id), wants_post(p.id)),
+    )
+    readers = sa.and_(
+        s.status == SubscriberStatus.CONFIRMED.value, s.cadence == cadence, something_new
+    )
+    if period is not None:
+        d = delivery_table.c
+        readers = sa.and_(
+            readers,
+            ~sa.exists().where(
+                d.kind == MessageKind.DIGEST.value, d.period == period, d.subscriber_id == s.id
+            ),
+        )
+    return readers
+
+
+def enqueue_digests(
+    connection: Connection, *, cadence: str, period: str, through: int, at: datetime
+) -> int:
+    """One digest for ``period`` per reader on ``cadence`` with something new, in one
+    INSERT ... SELECT, and every such reader's watermark moved past what it lists, in one
+    UPDATE, in the caller's transaction: a crash leaves both or neither. Running it again
+    in the same period queues nothing (one digest per (kind, period, reader)) and leaves
+    the watermark at what that period's digest listed, so posts announced in between wait
+    for the next period."""
+    columns, rows = queued_deliveries(
+        kind=MessageKind.DIGEST,
+        readers=digest_readers(cadence=cadence, through=through, period=period),
+        at=at,
+        digest=(period, through),
+    )
+    before = _count_period(connection, period)
+    # Two `digest` runs at once: the unique (kind, period, subscriber) decides, quietly.
+    insert = insert_ignoring_duplicates(connection, delivery_table)
+    connection.execute(insert.from_select(columns, rows))
+    queued = _count_period(connection, period) - before
+    s = subscriber_table.c
+    d = delivery_table.c
+    listed = (
+        sa.select(d.digest_through)
+        .where(d.kind == MessageKind.DIGEST.value, d.period == period, d.subscriber_id == s.id)
+        .scalar_subquery()
+    )
+    # Readers with nothing they want move on too: their next digest need not look at
+    # posts they did not choose again.
+    connection.execute(
+        subscriber_table.update()
+        .where(
+            s.cadence == cadence,
+            s.status == SubscriberStatus.CONFIRMED.value,
+            s.digest_after < through,
+        )
+        .values(digest_after=sa.func.coalesce(listed, through))
+    )
+    return queued
+
+
+def _count_period(connection: Connection, period: str) -> int:
+    d = delivery_table.c
+    query = sa.select(sa.func.count()).where(d.kind == MessageKind.DIGEST.value, d.period == period)
+    return int(connection.execute(query).scalar_one())

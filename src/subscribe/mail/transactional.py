@@ -10,7 +10,7 @@ import jinja2
 
 from subscribe.config import Settings
 from subscribe.db.models import Post, Subscriber
-from subscribe.readers.addresses import to_ascii
+from subscribe.readers.addresses import address_key, to_ascii
 from subscribe.readers.tokens import Tokens
 
 from .render import MessageBuilder, Recipient, make_environment, message_id
@@ -100,6 +100,16 @@ class Transactional:
     def confirmation(self, reader: Addressee, *, key: str) -> Message:
         url = confirm_url(self._settings, self._tokens, reader)
         return self._build("email/confirm", {"confirm_url": url}, reader, key=key)
+
+    def address_change(self, reader: Addressee, new_address: str, *, key: str) -> Message:
+        """To the address a reader asked to move to: its link moves them once followed."""
+        token = self._tokens.address_token(reader.subscriber_id, address_key(new_address))
+        context = {
+            "confirm_url": f"{self._settings.base_url}/preferences/address/{token}",
+            "old_email": reader.email,
+        }
+        moving = Addressee(reader.subscriber_id, new_address, address_key(new_address), reader.name)
+        return self._build("email/address_change", context, moving, key=key)
 
     def welcome(self, reader: Addressee, latest_posts: Sequence[Post], *, key: str) -> Message:
         context = {
