@@ -46,6 +46,7 @@ def register_post(session: Session, spec: PostSpec, *, now: datetime) -> Announc
         PostCategory(post_id=post.id, category=name, position=position)
         for position, name in enumerate(spec.categories)
     )
+    session.flush()  # the categories must be in the table the enqueue statement joins
     enqueued = ledger.enqueue(
         session.connection(), post_id=post.id, now=now, categorised=bool(spec.categories)
     )
