@@ -35,12 +35,23 @@ from subscribe.db.models import (
     subscriber_category_table,
     subscriber_table,
 )
-from subscribe.errors import InvalidAddress, InvalidChoice
+from subscribe.errors import InvalidAddress, InvalidChoice, TokenInvalid
 
 from .addresses import normalize
-from .tokens import key_digest
+from .tokens import TokenSubject, key_digest
 
 CADENCES = tuple(cadence.value for cadence in Cadence)
+
+
+def reader_for(
+    session: Session, subject: TokenSubject, *, check_digest: bool = True
+) -> Subscriber:
+    """The reader a preferences link names; ``check_digest`` False for an address-change
+    link, whose digest is of the new address (``confirm_address`` checks it)."""
+    reader = session.get(Subscriber, subject.subscriber_id)
+    if reader is None or (check_digest and key_digest(reader.email_key) != subject.digest):
+        raise TokenInvalid("This link is not valid any more.")
+    return reader
 
 
 def latest_post_id(session: Session) -> int:

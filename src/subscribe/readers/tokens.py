@@ -119,6 +119,11 @@ class Tokens:
         payload = f'[{int(subscriber_id)},"{key_digest(address_key)}"]'.encode()
         return self._preferences_signer.sign(payload)
 
+    def preferences_token_of(self, subject: TokenSubject) -> str:
+        """The preferences link of the reader another of their tokens names."""
+        payload = f'[{int(subject.subscriber_id)},"{subject.digest}"]'.encode()
+        return self._preferences_signer.sign(payload)
+
     def read_preferences(self, token: str) -> TokenSubject:
         try:
             payload = self._preferences.loads(token)
