@@ -3,10 +3,8 @@ once per period, and cadence switches that neither lose nor repeat a post."""
 
 from __future__ import annotations
 
-import email.policy
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes
 from email.message import EmailMessage
 
 import pytest
@@ -76,6 +74,12 @@ def _post(engine: Engine, slug: str, *, at: datetime, categories: tuple[str, ...
     )
     with Session(engine) as session:
         register_post(session, spec, now=at)
+
+
+def _send(engine: Engine, settings: Settings) -> None:
+    send_due(
+        engine, settings, sender_factory=smtp_sender_factory(settings), tokens=tokens_for(settings)
+    )
 
 
 def _digest(engine: Engine, settings: Settings, at: datetime) -> int:
@@ -203,9 +207,10 @@ def test_switching_cadence_between_posts_neither_loses_nor_repeats_one(
     _reader(engine, settings, "flip@example.org", at=start)
     _reader(engine, settings, "flop@example.org", cadence=Cadence.DAILY, at=start)
     _post(engine, "p1", at=start + timedelta(hours=1))
-    send = lambda: send_due(
-        engine, settings, sender_factory=smtp_sender_factory(settings), tokens=tokens_for(settings)
-    )  # noqa: E731
+
+    def send() -> None:
+        _send(engine, settings)
+
     send()
     _switch(engine, "flip@example.org", Cadence.DAILY)
     _switch(engine, "flop@example.org", Cadence.POST)  # p1 waited for a digest: now alone

@@ -43,9 +43,7 @@ from .tokens import TokenSubject, key_digest
 CADENCES = tuple(cadence.value for cadence in Cadence)
 
 
-def reader_for(
-    session: Session, subject: TokenSubject, *, check_digest: bool = True
-) -> Subscriber:
+def reader_for(session: Session, subject: TokenSubject, *, check_digest: bool = True) -> Subscriber:
     """The reader a preferences link names; ``check_digest`` False for an address-change
     link, whose digest is of the new address (``confirm_address`` checks it)."""
     reader = session.get(Subscriber, subject.subscriber_id)

@@ -49,9 +49,7 @@ def choices_context(
     }
 
 
-def _page(
-    context: WebContext, session: Session, reader: Subscriber, **extra: Any
-) -> Response:
+def _page(context: WebContext, session: Session, reader: Subscriber, **extra: Any) -> Response:
     assert reader.id is not None
     choices = choices_context(
         session,
