@@ -109,7 +109,7 @@ class StatusChoice(StrEnum):
 def list_(
     status: Annotated[StatusChoice | None, typer.Option(help="Only this status.")] = None,
 ) -> None:
-    """List subscribers, one per line: email, status, name.
+    """List subscribers, one per line: email, status, name, cadence, categories.
 
     Example:
 
@@ -122,8 +122,13 @@ def list_(
     settings = _settings()
     with _session(settings) as session:
         wanted = SubscriberStatus(status.value) if status else None
+        chosen = store.categories_by_reader(session)
         for subscriber in store.iter_subscribers(session, status=wanted):
-            typer.echo(f"{subscriber.email}\t{subscriber.status}\t{subscriber.name}")
+            categories = ",".join(chosen.get(subscriber.id or 0, ()))
+            typer.echo(
+                f"{subscriber.email}\t{subscriber.status}\t{subscriber.name}"
+                f"\t{subscriber.cadence}\t{categories}"
+            )
 
 
 @app.command()

@@ -138,12 +138,21 @@ def worker(
     \b
       SUBSCRIBE_DATABASE_URL=postgresql+psycopg://... subscribe worker
     """
+    from subscribe.db.models import utcnow
     from subscribe.errors import DeliveryError, SubscribeError
+    from subscribe.posts.digests import DigestSchedule
     from subscribe.readers.tokens import tokens_for
     from subscribe.sending import runs
 
     settings = _settings()
     engine = _engine(settings)
+    schedule = DigestSchedule(settings)
+
+    def queue_digests() -> None:
+        # Once a period (the statement reads every digest reader), not on every poll.
+        if schedule.due(utcnow()):
+            schedule.run(engine, now=utcnow())
+
     try:
         runs.run_worker(
             engine,
@@ -151,6 +160,7 @@ def worker(
             sender_factory=_sender_factory(settings),
             tokens=tokens_for(settings),
             until_idle=until_idle,
+            before_pass=queue_digests,
             on_report=lambda report: print_report(report, engine),
             on_relay_error=lambda exc: warn(f"relay unavailable, retrying later: {exc}"),
             on_database_error=lambda exc: warn(
@@ -201,7 +211,11 @@ def status(
         print_mail_overview(engine)
 
 
-_KIND_LABELS = {"confirm": "confirmation emails", "welcome": "welcome emails"}
+_KIND_LABELS = {
+    "confirm": "confirmation emails",
+    "welcome": "welcome emails",
+    "address_change": "address confirmations",
+}
 
 
 def _states(per_state: dict[str, int]) -> str:
@@ -213,7 +227,11 @@ def print_mail_overview(engine: Engine) -> None:
     a refusal the admin can act on ("500 Line too long") rather than "failed 1"."""
     from subscribe.sending import ledger
 
+    for period, per_state in sorted(ledger.counts_by_period(engine).items()):
+        typer.echo(f"digest {period}: {_states(per_state)}")
     for kind, per_state in sorted(ledger.counts_by_kind(engine).items()):
+        if kind == "digest":
+            continue  # by period, above
         typer.echo(f"{_KIND_LABELS.get(kind, kind)}: {_states(per_state)}")
     reasons = ledger.failure_reasons(engine)
     if reasons:

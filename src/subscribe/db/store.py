@@ -29,6 +29,8 @@ from .models import (
     SubscriberStatus,
     Suppression,
     UTCDateTime,
+    subscriber_category_table,
+    subscriber_table,
 )
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -299,7 +301,11 @@ _SUBSCRIBER_COLUMNS = (
     "confirmation_day",
     "confirmations_that_day",
     "bounce_count",
+    "cadence",
+    "digest_after",
 )
+# Columns a caller's rows may leave out.
+_SUBSCRIBER_DEFAULTS: dict[str, object] = {"cadence": "post", "digest_after": 0}
 _SUBSCRIBER_TIME_COLUMNS = frozenset(
     {"created_at", "confirmed_at", "unsubscribed_at", "consent_at"}
 )
@@ -331,12 +337,38 @@ def insert_subscribers(connection: Connection, *, rows: Sequence[dict[str, Any]]
         {
             c: (time(value) if c in times and value is not None else value)
             for c in _SUBSCRIBER_COLUMNS
-            for value in (row.get(c),)
+            for value in (row.get(c, _SUBSCRIBER_DEFAULTS.get(c)),)
         }
         for row in rows
     ]
     cursor = connection.exec_driver_sql(driver_sql(connection, _INSERT_SUBSCRIBER), parameters)
     return max(cursor.rowcount, 0)
+
+
+def categories_by_reader(session: Session) -> dict[int, list[str]]:
+    """Every reader's chosen categories (few rows: most readers choose none)."""
+    sc = subscriber_category_table.c
+    chosen: dict[int, list[str]] = {}
+    query = sa.select(sc.subscriber_id, sc.category).order_by(sc.subscriber_id, sc.category)
+    for subscriber_id, category in session.execute(query):
+        chosen.setdefault(subscriber_id, []).append(category)
+    return chosen
+
+
+def insert_reader_categories(connection: Connection, *, rows: Sequence[tuple[str, str]]) -> None:
+    """(email_key, category) rows for readers just inserted, by their address key."""
+    if not rows:
+        return
+    sc = subscriber_category_table
+    s = subscriber_table.c
+    source = sa.select(s.id, sa.bindparam("category", type_=sa.String)).where(
+        s.email_key == sa.bindparam("key")
+    )
+    statement = insert_ignoring_duplicates(connection, sc).from_select(
+        ["subscriber_id", "category"], source
+    )
+    for key, category in rows:
+        connection.execute(statement, {"key": key, "category": category})
 
 
 def is_suppressed(session: Session, *, address_hashes: Sequence[str]) -> bool:

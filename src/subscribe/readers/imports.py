@@ -21,11 +21,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from subscribe.config import Settings
 from subscribe.db import bulk, deliveries, store
-from subscribe.db.models import SubscriberStatus
+from subscribe.db.models import Cadence, SubscriberStatus
 from subscribe.errors import InvalidAddress
 
 from . import import_file
 from .addresses import normalize
+from .exports import CATEGORY_SEPARATOR
 from .import_formats import Layout, Row, Standing, layout_for
 from .subscribers import clean_name, suppression_hasher
 from .timestamps import NotADate, parse_timestamp
@@ -157,6 +158,8 @@ def _reader(
         "consent_ip": row.get(*fmt.ip)[:64],
         "consent_user_agent": "",
         "consent_at": consented or created or options.now,
+        "cadence": _cadence(row.get(*fmt.cadence)) if fmt.cadence else "post",
+        "categories": _categories(row.get(*fmt.categories)) if fmt.categories else [],
         "confirmation_day": "",
         "confirmations_that_day": 0,
         "bounce_count": 0,
@@ -230,6 +233,9 @@ class _Chunk:
             report.imported.update(row["status"] for row in new)
             return
         added = store.insert_subscribers(connection, rows=new)
+        store.insert_reader_categories(
+            connection, rows=[(r["email_key"], c) for r in new for c in r["categories"]]
+        )
         report.imported.update(row["status"] for row in new)
         if added < len(new):  # someone signed up meanwhile: theirs is the row kept
             report.already_present += len(new) - added
@@ -262,3 +268,17 @@ class _Chunk:
             consent = current.confirmed_at or current.created_at
             if consent is None or row["unsubscribed_at"] > consent:
                 yield {"id": current.id, "status": row["status"], "at": row["unsubscribed_at"]}
+
+
+_CADENCES = frozenset(cadence.value for cadence in Cadence)
+
+
+def _cadence(value: str) -> str:
+    """A cadence from our own export; anything else (an older export's blank) is 'post'."""
+    value = value.strip().lower()
+    return value if value in _CADENCES else Cadence.POST.value
+
+
+def _categories(value: str) -> list[str]:
+    names = (" ".join(name.split())[:200] for name in value.split(CATEGORY_SEPARATOR))
+    return list(dict.fromkeys(name for name in names if name))

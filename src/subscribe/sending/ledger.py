@@ -21,9 +21,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from subscribe.db.deliveries import queued_deliveries
+from subscribe.db.deliveries import queued_deliveries, wants_post
 from subscribe.db.models import (
     RECEIVER_STATUS,
+    Cadence,
     DeliveryStatus,
     MessageKind,
     SubscriberStatus,
@@ -65,6 +66,11 @@ class Claimed:
     raw_created_at: object
     ambiguous_count: int = 0  # earlier attempts that broke after DATA began
     kind: str = MessageKind.POST.value
+    # Digests: the period and the range of post ids listed; address changes: the new one.
+    period: str | None = None
+    digest_after: int | None = None
+    digest_through: int | None = None
+    pending_email: str = ""
 
     @property
     def previous_due_at(self) -> datetime:
@@ -89,13 +95,18 @@ class Outcome:
 # -- operations ------------------------------------------------------------------------------
 
 
-def enqueue(connection: Connection, *, post_id: int, now: datetime) -> int:
-    """One queued delivery per confirmed subscriber, in one set-based INSERT ... SELECT."""
+def enqueue(
+    connection: Connection, *, post_id: int, now: datetime, categorised: bool = True
+) -> int:
+    """One queued delivery per confirmed subscriber who takes posts one by one and whose
+    categories include one of the post's (``categorised`` False: the post has none, so it
+    goes to all of them), in one set-based INSERT ... SELECT. Digest readers get it in
+    their next digest."""
+    readers = sa.and_(S.status == SubscriberStatus.CONFIRMED.value, S.cadence == Cadence.POST.value)
+    if categorised:
+        readers = sa.and_(readers, wants_post(post_id))
     columns, source = queued_deliveries(
-        kind=MessageKind.POST,
-        readers=S.status == SubscriberStatus.CONFIRMED.value,
-        at=now,
-        post_id=post_id,
+        kind=MessageKind.POST, readers=readers, at=now, post_id=post_id
     )
     statement = insert_ignoring_duplicates(connection, delivery_table).from_select(columns, source)
     connection.execute(statement)
@@ -108,7 +119,8 @@ def enqueue(connection: Connection, *, post_id: int, now: datetime) -> int:
 # expanding IN cost ~30 us per claimed row, about a tenth of a message's whole budget.
 _CLAIM = (
     "SELECT d.id, d.post_id, d.subscriber_id, d.attempts, d.status, d.due_at, d.created_at,"
-    " d.ambiguous_count, s.email, s.email_key, s.name, s.status, d.kind"
+    " d.ambiguous_count, s.email, s.email_key, s.name, s.status, d.kind,"
+    " d.period, d.digest_after, d.digest_through, s.pending_email"
     " FROM delivery d JOIN subscriber s ON s.id = d.subscriber_id"
     " WHERE d.due_at <= {now}%s ORDER BY d.due_at LIMIT {limit}"
 )
@@ -120,6 +132,13 @@ _TAKE = (
     " claimed_by = {owner} WHERE id IN "
 )
 _SKIP = "UPDATE delivery SET status = 'skipped', due_at = NULL, lease_until = NULL WHERE id IN "
+
+
+def skip(engine: Engine, delivery_ids: Sequence[int]) -> None:
+    """Mark claimed deliveries skipped: nothing is left to send them for."""
+    if delivery_ids:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(_SKIP + _id_list(delivery_ids))
 
 
 def _id_list(ids: Iterable[int]) -> str:
@@ -181,6 +200,10 @@ def claim(
             raw_created_at=row[6],
             ambiguous_count=row[7],
             kind=row[12],
+            period=row[13],
+            digest_after=row[14],
+            digest_through=row[15],
+            pending_email=row[16],
         )
         for row in taken
     ]
@@ -357,6 +380,12 @@ def counts_by_kind(engine: Engine) -> dict[str, dict[str, int]]:
     """Transactional emails (confirmations, welcomes) of each kind by state."""
     query = sa.select(D.kind, D.status, sa.func.count()).where(D.post_id.is_(None))
     return _counts(engine, query.group_by(D.kind, D.status))
+
+
+def counts_by_period(engine: Engine) -> dict[str, dict[str, int]]:
+    """Digests of each period by state, as `status` shows posts."""
+    query = sa.select(D.period, D.status, sa.func.count()).where(D.kind == MessageKind.DIGEST.value)
+    return _counts(engine, query.group_by(D.period, D.status))
 
 
 def _counts(engine: Engine, query: sa.Select[tuple[Any, str, int]]) -> dict[Any, dict[str, int]]:

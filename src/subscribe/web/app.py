@@ -25,7 +25,7 @@ from subscribe.readers.tokens import tokens_for
 from subscribe.sending.outbox import Outbox
 from subscribe.sending.sender import SenderFactory, smtp_sender_factory
 
-from . import devmailbox, handlers, health, links, signup
+from . import devmailbox, handlers, health, links, preferences, signup
 from .clientip import ClientIPResolver, parse_networks
 from .context import WebContext, now
 from .forms import MAX_BODY_BYTES
@@ -95,6 +95,7 @@ def create_app(
     handlers.install(app)
     app.include_router(signup.router)
     app.include_router(links.router)
+    app.include_router(preferences.router)
     app.include_router(health.router)
     if dev_mailbox is not None:
         app.include_router(devmailbox.router)
