@@ -22,7 +22,7 @@ from faultserver import FaultServer, announce_post, seed_subscribers, settings_e
 
 from subscribe.db import store
 from subscribe.db.models import subscriber_table
-from subscribe.sending import ledger
+from subscribe.sending import tallies
 
 KILLS = 3
 READERS = 1500
@@ -88,8 +88,8 @@ def test_sigkill_during_a_digest_run_then_rerun_sends_each_reader_one_digest(
     assert all(len(found) == 1 for found in ids.values())  # one Message-ID per reader
     engine = store.open_store(database_url)
     try:
-        periods = ledger.counts_by_period(engine)
-        assert ledger.counts_by_post(engine, post_id=post_id) == {}  # never sent one by one
+        periods = tallies.counts_by_period(engine)
+        assert tallies.counts_by_post(engine, post_id=post_id) == {}  # never sent one by one
         with engine.connect() as connection:
             queued = connection.execute(sa.text("SELECT count(*) FROM delivery")).scalar_one()
     finally:

@@ -8,7 +8,7 @@ from typing import TextIO
 
 from sqlmodel import Session
 
-from subscribe.db import store
+from subscribe.db import bulk, store
 
 EXPORT_COLUMNS = ["email", "name", "status", "created_at", "confirmed_at", "unsubscribed_at"]
 EXPORT_COLUMNS += ["cadence", "categories"]
@@ -19,7 +19,7 @@ def export_csv(session: Session, out: TextIO) -> int:
     writer = csv.writer(out)
     writer.writerow(EXPORT_COLUMNS)
     count = 0
-    chosen = store.categories_by_reader(session)
+    chosen = bulk.categories_by_reader(session)
     for subscriber in store.iter_subscribers(session):
         writer.writerow(
             [

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine
 
 from subscribe.config import Settings
-from subscribe.db import bulk, deliveries, store
+from subscribe.db import bulk, deliveries
 from subscribe.db.models import Cadence, SubscriberStatus
 from subscribe.errors import InvalidAddress
 
@@ -232,8 +232,8 @@ class _Chunk:
         if options.dry_run:
             report.imported.update(row["status"] for row in new)
             return
-        added = store.insert_subscribers(connection, rows=new)
-        store.insert_reader_categories(
+        added = bulk.insert_subscribers(connection, rows=new)
+        bulk.insert_reader_categories(
             connection, rows=[(r["email_key"], c) for r in new for c in r["categories"]]
         )
         report.imported.update(row["status"] for row in new)
@@ -250,10 +250,10 @@ class _Chunk:
 
     def _erased(self, connection: Connection, keys: list[str]) -> set[str]:
         """The addresses among ``keys`` that were erased at their request."""
-        if not keys or not store.any_suppressed(connection):
+        if not keys or not bulk.any_suppressed(connection):
             return set()
         hashes = {key: self.hasher(key) for key in keys}
-        found = store.suppressed_hashes(
+        found = bulk.suppressed_hashes(
             connection, hashes=[digest for digests in hashes.values() for digest in digests]
         )
         return {key for key, digests in hashes.items() if found.intersection(digests)}

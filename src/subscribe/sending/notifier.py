@@ -51,11 +51,7 @@ from .sender import Envelope, NextEnvelope, Sender, SenderFactory
 
 MAX_DROPS_PER_MESSAGE = 3
 QUEUE_PER_LANE = 8
-
 ProgressCallback = Callable[[int, int], None]  # (done, total)
-
-
-# -- the sending loop --------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -254,10 +250,9 @@ class Notifier:
         order; a digest left with nothing to list (its posts deleted, or the reader's
         categories changed since) is skipped."""
         kept = await self._messages.prepare(claimed)
-        if len(kept) < len(claimed):
-            for gone in {c.delivery_id for c in claimed} - {c.delivery_id for c in kept}:
-                self._report.count(DeliveryStatus.SKIPPED, digest=True)
-                del self._held[gone]
+        for gone in {c.delivery_id for c in claimed} - {c.delivery_id for c in kept}:
+            self._report.count(DeliveryStatus.SKIPPED, digest=True)
+            del self._held[gone]
         for item in kept:
             if self._stopping:
                 return False
