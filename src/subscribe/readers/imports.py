@@ -87,8 +87,10 @@ def import_csv(
     if first is None:
         raise import_file.UnreadableFile(f"{path} has no rows")
     layout = layout_for(first[1], forced=format)
-    for _ in records:  # to the end: a file that cannot be read changes nothing
-        pass
+    records.close()
+    import_file.check_readable(
+        path, shape
+    )  # to the end: a file that cannot be read changes nothing
     report = ImportReport(
         format=layout.format.name,
         title=layout.format.title,
