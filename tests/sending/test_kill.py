@@ -152,7 +152,9 @@ def test_sigkill_at_random_moments_then_resume_sends_everyone_once(
     assert not missing, f"{len(missing)} subscribers got nothing, e.g. {missing[:5]}"
     assert duplicates <= kills * CONNECTIONS
     assert all(n <= CONNECTIONS for n in per_kill.values()), per_kill
-    assert all(n == 2 for n in duplicated.values()), duplicated  # never a third copy
+    # A copy more for each kill that caught the message in flight: a message re-sent at
+    # once after one kill can be in flight again at the next (the bound above still holds).
+    assert all(2 <= n <= 1 + kills for n in duplicated.values()), duplicated
     assert all(len(found) == 1 for found in ids.values()), ids  # same Message-ID
     assert states["sent"] == SUBSCRIBERS and sum(states.values()) == SUBSCRIBERS, states
 
