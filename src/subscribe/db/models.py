@@ -102,7 +102,7 @@ class Subscriber(SQLModel, table=True):
     confirmation_sent_at: datetime | None = _time()  # type: ignore[assignment]
     confirmation_day: str = Field(default="", max_length=10)
     confirmations_that_day: int = 0
-    # Bounces, judged by their reason (``bounces.reasons``): counted ones decay after 30 days
+    # Bounces, judged by their reason (``refusals``): counted ones decay after 30 days
     # or a successful delivery; ``bounce_counted_at`` is when the last counted one was sent.
     bounce_count: int = 0
     bounce_counted_at: datetime | None = _time()  # type: ignore[assignment]
