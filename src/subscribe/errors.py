@@ -93,10 +93,11 @@ class TransientDeliveryError(DeliveryError):
 
 
 class PermanentDeliveryError(DeliveryError):
-    def __init__(self, message: str, code: int | None = None, *, bad_mailbox: bool = False) -> None:
+    def __init__(self, message: str, code: int | None = None, *, reply: str = "") -> None:
         super().__init__(message, code)
-        # 5.1.x (or a bare 550): the mailbox does not exist, so the subscriber is bounced.
-        self.bad_mailbox = bad_mailbox
+        # The server's own words, "5.1.1 no such user": the refusal's reason is read from
+        # them (``refusals``), and only a reason that says the address is gone bounces.
+        self.reply = reply
 
 
 class AmbiguousDelivery(DeliveryError):

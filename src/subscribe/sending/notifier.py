@@ -38,6 +38,7 @@ from subscribe.errors import (
 )
 from subscribe.mail.envelopes import RenderedItem
 from subscribe.readers.tokens import Tokens
+from subscribe.refusals import reason_for_reply
 
 from . import leases, ledger
 from .group_commit import GroupCommit
@@ -346,7 +347,7 @@ class Notifier:
                     DeliveryStatus.FAILED,
                     error=str(exc),
                     message_id=job.message_id,
-                    bad_mailbox=exc.bad_mailbox,
+                    refusal=reason_for_reply(exc.code or 550, exc.reply),
                 )
             except AmbiguousDelivery as exc:
                 if item.ambiguous_count >= 1:
