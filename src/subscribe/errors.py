@@ -11,6 +11,8 @@
     │   ├── TokenInvalid           tampered, truncated or signed for another purpose
     │   └── TokenExpired           validly signed, but too old (confirm links only)
     ├── RateLimited                too many requests from one client or for one address
+    ├── HookRefused                a relay's webhook call whose signature or credentials fail
+    ├── HookInvalid                a relay's webhook call, authenticated, that cannot be read
     └── DeliveryError              the relay did not take a message
         ├── RelayUnavailable       the relay cannot be reached; nothing was sent, retry later
         ├── RelayFatal             the relay refuses us (auth, TLS, sender): stop at once
@@ -72,6 +74,14 @@ class TokenExpired(TokenError):
 
 class RateLimited(SubscribeError):
     pass
+
+
+class HookRefused(SubscribeError):
+    """Not signed as the provider signs (or stale, or replayed): changes nothing."""
+
+
+class HookInvalid(SubscribeError):
+    """A body that is not what the provider sends."""
 
 
 class DeliveryError(SubscribeError):

@@ -18,6 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from subscribe.errors import (
     ConfigError,
+    HookInvalid,
+    HookRefused,
     InvalidAddress,
     NotFound,
     RateLimited,
@@ -35,6 +37,8 @@ logger = logging.getLogger(__name__)
 # Most specific first: TokenExpired is also a TokenError.
 _STATUS: list[tuple[type[SubscribeError], int]] = [
     (InvalidAddress, 422),
+    (HookRefused, 401),
+    (HookInvalid, 400),
     (TokenExpired, 410),
     (TokenInvalid, 400),
     (RateLimited, 429),
