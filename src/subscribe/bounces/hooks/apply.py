@@ -19,14 +19,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
+from subscribe.bounces.handling import BounceRun, apply_bounce, apply_complaint
+from subscribe.bounces.matching import Match, address_key, find_match
 from subscribe.db.models import subscriber_table, webhook_event_table
 from subscribe.db.store import insert_ignoring_duplicates
 from subscribe.errors import HookRefused
 from subscribe.readers import subscribers
 from subscribe.readers.tokens import Tokens
 
-from ..handling import BounceRun, apply_bounce, apply_complaint
-from ..matching import Match, address_key, find_match
 from .events import Batch, EventKind, HookEvent
 
 S = subscriber_table.c

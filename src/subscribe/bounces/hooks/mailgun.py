@@ -19,10 +19,10 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from subscribe.bounces.mime import verp_tokens
 from subscribe.errors import HookRefused
 from subscribe.refusals import Reason
 
-from ..mime import verp_tokens
 from .events import (
     Batch,
     EventKind,

@@ -14,10 +14,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from subscribe.bounces.mime import verp_tokens
 from subscribe.errors import HookInvalid
 from subscribe.refusals import Reason
 
-from ..mime import verp_tokens
 from .events import Batch, EventKind, HookEvent, angle_id, event_id, judged, mapping, text
 from .sns import SnsVerifier
 
