@@ -64,13 +64,16 @@ def apply_batch(
 
 def _first_time(bind: Engine | Connection, provider: str, value: str, now: datetime) -> bool:
     """Record (provider, value); False when it was recorded before."""
-    statement = insert_ignoring_duplicates(bind, webhook_event_table).values(
-        provider=provider, event_id=value, received_at=now
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT DO NOTHING.
+    statement = (
+        insert_ignoring_duplicates(bind, webhook_event_table)
+        .values(provider=provider, event_id=value, received_at=now)
+        .returning(webhook_event_table.c.event_id)
     )
     if isinstance(bind, Engine):
         with bind.begin() as connection:
-            return connection.execute(statement).rowcount == 1
-    return bind.execute(statement).rowcount == 1
+            return connection.execute(statement).first() is not None
+    return bind.execute(statement).first() is not None
 
 
 def _match(connection: Connection, tokens: Tokens, event: HookEvent) -> Match | None:
