@@ -66,11 +66,15 @@ class FakeSns:
     def __init__(self, certificate: bytes) -> None:
         self.certificate = certificate
         self.requests: list[str] = []
+        self.down = False  # answer 503, as a failing fetch would
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 fake.requests.append(self.path)
+                if fake.down:
+                    self.send_error(503)
+                    return
                 body = fake.certificate if self.path.endswith(".pem") else b"<ConfirmResponse/>"
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))

@@ -13,6 +13,7 @@
     ├── RateLimited                too many requests from one client or for one address
     ├── HookRefused                a relay's webhook call whose signature or credentials fail
     ├── HookInvalid                a relay's webhook call, authenticated, that cannot be read
+    ├── HookUnavailable            a webhook call that cannot be checked now (SNS unreachable)
     └── DeliveryError              the relay did not take a message
         ├── RelayUnavailable       the relay cannot be reached; nothing was sent, retry later
         ├── RelayFatal             the relay refuses us (auth, TLS, sender): stop at once
@@ -82,6 +83,11 @@ class HookRefused(SubscribeError):
 
 class HookInvalid(SubscribeError):
     """A body that is not what the provider sends."""
+
+
+class HookUnavailable(SubscribeError):
+    """Cannot be checked now (the signing certificate does not download): the provider
+    retries on a 5xx, so the event is not lost."""
 
 
 class DeliveryError(SubscribeError):

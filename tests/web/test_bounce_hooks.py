@@ -221,6 +221,23 @@ async def test_ses_forgeries_are_refused_and_change_nothing(
         assert response.status_code == 400
 
 
+async def test_ses_certificate_that_cannot_be_fetched_asks_sns_to_retry(
+    hooks: httpx.AsyncClient,
+    hook_app: FastAPI,
+    sns_key: tuple[rsa.RSAPrivateKey, bytes],
+    fake_sns: FakeSns,
+) -> None:
+    bounce = ses_bounce("gone@example.com", bounce_type="Permanent", subtype="NoEmail")
+    message = sns_message(sns_key[0], message=bounce)
+    fake_sns.down = True
+    response = await post_sns(hooks, message)
+    assert (response.status_code, response.headers.get("retry-after")) == (503, "60")
+    assert readers(hook_app)["gone@example.com"][0] == "confirmed"
+    fake_sns.down = False  # SNS's retry, once the certificate downloads again
+    assert (await post_sns(hooks, message)).status_code == 200
+    assert readers(hook_app)["gone@example.com"][:3] == ("bounced", 0, "user_unknown")
+
+
 async def test_ses_subscription_is_confirmed_only_on_an_sns_host(
     hooks: httpx.AsyncClient, sns_key: tuple[rsa.RSAPrivateKey, bytes], fake_sns: FakeSns
 ) -> None:

@@ -19,6 +19,7 @@ import binascii
 import re
 import threading
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,7 +29,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from subscribe.errors import HookInvalid, HookRefused
+from subscribe.errors import HookInvalid, HookRefused, HookUnavailable
 
 from .events import load_json, mapping, text
 
@@ -139,13 +140,19 @@ class SnsVerifier:
         if cached is not None:
             return cached
         try:
-            certificate = x509.load_pem_x509_certificate(self._fetch(url))
+            pem = self._fetch(url)
         except (httpx.HTTPError, ValueError, OSError):
-            # Ours to retry, not the caller's fault: SNS retries on a 5xx as on a 4xx.
+            # A 5xx: SNS retries later, when the certificate may download again.
+            raise HookUnavailable("The SNS signing certificate cannot be fetched now.") from None
+        try:
+            certificate = x509.load_pem_x509_certificate(pem)
+        except ValueError:
             raise HookRefused("The SNS signing certificate cannot be read.") from None
         key = certificate.public_key()
         if not isinstance(key, rsa.RSAPublicKey):
             raise HookRefused("The SNS signing certificate holds no RSA key.")
+        if certificate.not_valid_after_utc < datetime.now(UTC):
+            raise HookRefused("The SNS signing certificate has expired.")
         with self._lock:
             self._certificates[url] = key
         return key
