@@ -147,7 +147,11 @@ def run_ours(work: Workspace, addresses: list[str], clients: int) -> dict[str, f
     )
     try:
         _wait_http(web_port, serve)
+        spy = _profile(serve.pid, work) if os.environ.get("SIGNUP_PROFILE") else None
         elapsed, latencies = _load(web_port, addresses, clients)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
+            spy.wait(timeout=60)
         log(f"subscribe serve: {len(addresses)} sign-ups answered in {elapsed:.1f} s")
         deadline = time.monotonic() + 120
         sent = 0
@@ -172,6 +176,14 @@ def run_ours(work: Workspace, addresses: list[str], clients: int) -> dict[str, f
         )
     del delivered_after
     return {"rate": len(addresses) / elapsed, **_latency(latencies)}
+
+
+def _profile(pid: int, work: Workspace) -> subprocess.Popen[bytes]:
+    """py-spy on the serve process while the load runs (SIGNUP_PROFILE=FILE)."""
+    out = os.environ["SIGNUP_PROFILE"]
+    command = ["uvx", "py-spy", "record", "--nonblocking", "--pid", str(pid), "-f", "raw", "-r", "100"]
+    command += ["-o", out]
+    return subprocess.Popen(command, cwd=work.dir)
 
 
 def run_baseline(work: Workspace, addresses: list[str], clients: int) -> dict[str, float]:

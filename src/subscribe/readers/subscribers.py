@@ -74,7 +74,7 @@ def suppression_hasher(settings: Settings) -> Callable[[str], list[str]]:
     ]
 
 
-def _check_domain(settings: Settings, address: Address) -> None:
+def check_domain(settings: Settings, address: Address) -> None:
     domain = address.ascii.rpartition("@")[2]
     for blocked in settings.blocked_domain_list:
         if domain == blocked or domain.endswith("." + blocked):
@@ -149,7 +149,7 @@ def request_subscription(
     a confirmation email goes out differs, and a confirmed reader gets none.
     """
     address = normalize(email)
-    _check_domain(settings, address)
+    check_domain(settings, address)
     subscriber = store.subscriber_by_key(session, email_key=address.key)
     if subscriber is None:
         subscriber = _insert_pending(session, address, name, now)

@@ -9,6 +9,7 @@ Routes live in one module per job: ``signup`` (form, embed, POST /subscribe), ``
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -21,6 +22,7 @@ from subscribe.config import Settings
 from subscribe.db import store
 from subscribe.db.ratelimit import Limit, RateLimiter
 from subscribe.mail.render import make_environment
+from subscribe.readers.signups import SignupQueue, sign_up_batch
 from subscribe.readers.tokens import tokens_for
 from subscribe.sending.outbox import Outbox
 from subscribe.sending.sender import SenderFactory, smtp_sender_factory
@@ -53,6 +55,7 @@ def create_app(
     hook_receivers = receivers_for(settings, clock=now, fetch=sns_fetch)
     engine = store.open_store(settings.database_url)
     sender_factory = sender_factory or smtp_sender_factory(settings)
+    signup_limit = Limit("subscribe-ip", settings.subscribe_rate_limit, SIGNUP_WINDOW)
     context = WebContext(
         settings=settings,
         engine=engine,
@@ -60,8 +63,9 @@ def create_app(
         pages=pages,
         sender_factory=sender_factory,
         outbox=Outbox(engine, settings, sender_factory=sender_factory, tokens=tokens),
-        signup_limiter=RateLimiter(
-            engine, Limit("subscribe-ip", settings.subscribe_rate_limit, SIGNUP_WINDOW)
+        signup_limiter=RateLimiter(engine, signup_limit),
+        signups=SignupQueue(
+            functools.partial(sign_up_batch, engine, settings, limit=signup_limit, now=now)
         ),
         client_ips=client_ips,
         site_origin=site_origin,
@@ -79,6 +83,7 @@ def create_app(
         finally:
             sender.cancel()
             await asyncio.gather(sender, return_exceptions=True)
+            await asyncio.to_thread(context.signups.close)
             engine.dispose()
 
     # No generated API docs: this is a public site, not an API to explore.
