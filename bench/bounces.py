@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tests" / "bounces"))
 from corpus_reasons import COMPLAINT, CORPUS, EXPECTED_REASONS  # noqa: E402
 
 from subscribe.bounces.classify import classify  # noqa: E402
-from subscribe.bounces.reasons import ACTIONS, Action  # noqa: E402
+from subscribe.refusals import ACTIONS, Action  # noqa: E402
 
 
 def _share(part: int, whole: int) -> str:

@@ -1,6 +1,7 @@
 """The package layout keeps the data flow one-way: a package imports only those below it.
 
-    errors < config, content, devmail < db < readers < mail < sending < posts, bounces < web < cli
+    errors < config, content, refusals, devmail < db < readers < mail < sending
+           < posts, bounces < web < cli
 
 ``posts`` and ``bounces`` are peers: neither imports the other. Read from the source with
 ``ast``, lazy imports inside functions included.
@@ -18,6 +19,7 @@ RANK = {
     "errors": 0,
     "config": 1,
     "content": 1,
+    "refusals": 1,
     "devmail": 1,
     "db": 2,
     "readers": 3,

@@ -82,6 +82,17 @@ class Settings(BaseSettings):
     categories: str = ""  # what readers may choose; empty: the categories seen on posts
     form_choices: str = ""  # "cadence,categories": what the subscribe form offers
 
+    # The relays' bounce and complaint webhooks (POST /hooks/bounces/...); each is off (404)
+    # until its secret is set. SES: the SNS topics whose notifications are accepted, and the
+    # hosts (``*`` one DNS label) that may serve SNS signing certificates and SubscribeURLs.
+    ses_topic_arns: str = ""
+    ses_cert_hosts: str = "sns.*.amazonaws.com,sns.*.amazonaws.com.cn"
+    mailgun_signing_key: SecretStr = SecretStr("")
+    postmark_username: str = ""
+    postmark_password: SecretStr = SecretStr("")
+    # SendGrid's "Signed Event Webhook" verification key: base64 DER, as its settings show.
+    sendgrid_public_key: str = ""
+
     trusted_proxies: str = ""
     subscribe_rate_limit: int = Field(default=10, ge=0)
     blocked_domains: str = ""
@@ -187,6 +198,14 @@ class Settings(BaseSettings):
     @property
     def form_choice_set(self) -> frozenset[str]:
         return frozenset(_split(self.form_choices))
+
+    @property
+    def ses_topic_arn_list(self) -> list[str]:
+        return [t.strip() for t in self.ses_topic_arns.split(",") if t.strip()]
+
+    @property
+    def ses_cert_host_list(self) -> list[str]:
+        return [h.strip().lower() for h in self.ses_cert_hosts.split(",") if h.strip()]
 
     @property
     def blocked_domain_list(self) -> list[str]:

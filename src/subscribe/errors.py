@@ -12,6 +12,9 @@
     │   ├── TokenInvalid           tampered, truncated or signed for another purpose
     │   └── TokenExpired           validly signed, but too old (confirm links only)
     ├── RateLimited                too many requests from one client or for one address
+    ├── HookRefused                a relay's webhook call whose signature or credentials fail
+    ├── HookInvalid                a relay's webhook call, authenticated, that cannot be read
+    ├── HookUnavailable            a webhook call that cannot be checked now (SNS unreachable)
     └── DeliveryError              the relay did not take a message
         ├── RelayUnavailable       the relay cannot be reached; nothing was sent, retry later
         ├── RelayFatal             the relay refuses us (auth, TLS, sender): stop at once
@@ -79,6 +82,19 @@ class RateLimited(SubscribeError):
     pass
 
 
+class HookRefused(SubscribeError):
+    """Not signed as the provider signs (or stale, or replayed): changes nothing."""
+
+
+class HookInvalid(SubscribeError):
+    """A body that is not what the provider sends."""
+
+
+class HookUnavailable(SubscribeError):
+    """Cannot be checked now (the signing certificate does not download): the provider
+    retries on a 5xx, so the event is not lost."""
+
+
 class DeliveryError(SubscribeError):
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
@@ -98,10 +114,11 @@ class TransientDeliveryError(DeliveryError):
 
 
 class PermanentDeliveryError(DeliveryError):
-    def __init__(self, message: str, code: int | None = None, *, bad_mailbox: bool = False) -> None:
+    def __init__(self, message: str, code: int | None = None, *, reply: str = "") -> None:
         super().__init__(message, code)
-        # 5.1.x (or a bare 550): the mailbox does not exist, so the subscriber is bounced.
-        self.bad_mailbox = bad_mailbox
+        # The server's own words, "5.1.1 no such user": the refusal's reason is read from
+        # them (``refusals``), and only a reason that says the address is gone bounces.
+        self.reply = reply
 
 
 class AmbiguousDelivery(DeliveryError):

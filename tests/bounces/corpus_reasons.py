@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from subscribe.bounces.reasons import Reason as R
+from subscribe.refusals import Reason as R
 
 CORPUS = Path(__file__).parent / "bounce_corpus"
 COMPLAINT = "complaint"

@@ -11,8 +11,8 @@ from clihelp import run
 from corpus_reasons import COMPLAINT, CORPUS, EXPECTED_REASONS
 
 from subscribe.bounces.classify import JSON_KEYS, classify
-from subscribe.bounces.diagnosis import WORDS_MAX, reason_for, reason_in_words
-from subscribe.bounces.reasons import ACTIONS, Action, Reason
+from subscribe.refusals import ACTIONS, Action, Reason
+from subscribe.refusals.diagnosis import WORDS_MAX, reason_for, reason_in_words
 
 R = Reason
 

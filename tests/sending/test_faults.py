@@ -56,6 +56,7 @@ from subscribe.errors import (
     TransientDeliveryError,
 )
 from subscribe.readers.tokens import tokens_for
+from subscribe.refusals import Reason, reason_for_reply
 from subscribe.sending import ledger, runs, tallies
 from subscribe.sending.report import RunReport
 from subscribe.sending.sender import Envelope, NextEnvelope, SMTPSender, smtp_sender_factory
@@ -80,6 +81,7 @@ class Row:
     message_id: str
     subscriber_status: str
     bounce_count: int
+    last_bounce_reason: str
 
 
 class Rig:
@@ -111,6 +113,7 @@ class Rig:
                 D.message_id,
                 S.status.label("subscriber_status"),
                 S.bounce_count,
+                S.last_bounce_reason,
             )
             .join(ledger.subscriber_table, S.id == D.subscriber_id)
             .where(D.post_id == self.post_id)
@@ -550,17 +553,19 @@ def test_4xx_past_the_retry_lifetime_fails(rig: Rig) -> None:
 # -- 5xx at RCPT or DATA: failed; 5.1.x or a bare 550 bounces the subscriber ------------------
 
 
-def _check_5xx(rig: Rig, stage: str, reply: str, bounced: bool) -> None:
+def _check_5xx(rig: Rig, stage: str, reply: str, action: str, reason: str) -> None:
     assert rig.server is not None
     target = rig.emails[1]
     _fault(rig.server, stage, target, reply)
     report = rig.send()
     assert (report.sent, report.deferred, report.failed) == (SUBSCRIBERS - 1, 0, 1)
     row = rig.rows()[target]
+    # The delivery fails whatever the reason: only the reader's fate depends on it.
     assert (row.status, row.attempts, row.due_at, row.lease_until) == ("failed", 1, None, None)
     assert reply[:3] in row.last_error
-    assert row.subscriber_status == ("bounced" if bounced else "confirmed")
-    assert row.bounce_count == (1 if bounced else 0)
+    assert row.last_bounce_reason == reason  # sender-side ones feed the refusal report
+    assert row.subscriber_status == ("bounced" if action == "remove" else "confirmed")
+    assert row.bounce_count == (1 if action == "count" else 0)
     others = [e for e in rig.emails if e != target]
     assert all(rig.rows()[e].subscriber_status == "confirmed" for e in others)
     assert_each_once(rig.server, others)
@@ -571,38 +576,89 @@ def _check_5xx(rig: Rig, stage: str, reply: str, bounced: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    ("stage", "reply", "bounced"),
+    ("stage", "reply", "action", "reason"),
     [
-        ("RCPT", "550 5.1.1 <r00001@example.org>: recipient address rejected", True),
-        ("RCPT", "554 5.7.1 relay access denied", False),
-        ("DATA", "550 5.1.1 user unknown", True),
-        ("DOT", "550 5.1.1 user unknown", True),
-        ("DOT", "554 5.7.1 message rejected as spam", False),
+        (
+            "RCPT",
+            "550 5.1.1 <r00001@example.org>: recipient address rejected",
+            "remove",
+            "user_unknown",
+        ),
+        ("RCPT", "554 5.7.1 relay access denied", "ignore", "relaying_denied"),
+        ("DATA", "550 5.1.1 user unknown", "remove", "user_unknown"),
+        ("DOT", "550 5.1.1 user unknown", "remove", "user_unknown"),
+        ("DOT", "554 5.7.1 message rejected as spam", "ignore", "spam"),
     ],
 )
-def test_5xx_fails_and_a_bad_mailbox_bounces(
-    rig: Rig, stage: str, reply: str, bounced: bool
+def test_5xx_fails_and_only_a_gone_address_bounces(
+    rig: Rig, stage: str, reply: str, action: str, reason: str
 ) -> None:
-    _check_5xx(rig, stage, reply, bounced)
+    _check_5xx(rig, stage, reply, action, reason)
 
 
 @pytest.mark.parametrize(
-    ("reply", "bounced"),
+    ("reply", "action", "reason"),
     [
-        ("550 no such mailbox here", True),  # no enhanced code: a bare 550 is a bad mailbox
-        ("553 5.1.3 bad recipient address syntax", True),
-        ("551 5.1.6 user has moved", True),
-        ("552 5.2.2 mailbox full", False),
-        ("550 5.7.1 rejected by policy", False),  # the enhanced code wins over the 550
+        ("550 no such mailbox here", "remove", "user_unknown"),
+        ("553 5.1.3 bad recipient address syntax", "remove", "user_unknown"),
+        ("551 5.1.6 user has moved", "remove", "disabled"),
+        ("550 5.1.2 host unknown", "remove", "host_unknown"),
+        ("552 5.2.2 mailbox full", "count", "mailbox_full"),
+        ("550 5.2.1 mailbox disabled for now", "count", "suspended"),
+        ("550 Requested action not taken", "count", "undetermined"),
+        ("550 5.7.1 rejected by policy", "ignore", "policy"),
+        # Refusals about the sender once removed readers at once: a 550 with no enhanced
+        # code, or a 5.7.1 the old rule never read.
+        ("550 5.7.1 Service unavailable; client host blocked using Spamhaus", "ignore", "blocked"),
+        ("550 Blocked", "ignore", "policy"),
+        ("550 5.7.26 unauthenticated mail is prohibited (DMARC)", "ignore", "authentication"),
+        ("550 5.7.25 the IP address sending this message has no PTR record", "ignore", "no_ptr"),
+        ("554 5.3.4 message too big for system", "ignore", "too_big"),
     ],
 )
-def test_which_5xx_replies_bounce_the_subscriber(
-    sqlite_url: str, reply: str, bounced: bool
+def test_a_5xx_judges_the_reader_by_its_reason(
+    sqlite_url: str, reply: str, action: str, reason: str
 ) -> None:
     server = FaultServer().start()
     rig = Rig(make_settings(sqlite_url, server), server)
     try:
-        _check_5xx(rig, "RCPT", reply, bounced)
+        _check_5xx(rig, "RCPT", reply, action, reason)
+    finally:
+        rig.close()
+        server.stop()
+
+
+_post_numbers = itertools.count(1)
+
+
+def _new_post(rig: Rig) -> None:
+    rig.post_id = announce_post(rig.engine, f"https://blog.example/faults/{next(_post_numbers)}")
+
+
+def test_counted_5xx_replies_bounce_a_reader_only_five_in_a_row(sqlite_url: str) -> None:
+    # Like bounce mail: SOFT_BOUNCE_LIMIT mailbox-full refusals in a row remove the reader;
+    # one delivery that gets through in between starts the count again.
+    server = FaultServer().start()
+    rig = Rig(make_settings(sqlite_url, server), server)
+    try:
+        target = rig.emails[1]
+        rig.send()  # the rig's own post, delivered: one refusal per post from here on
+        for _round in range(2):  # a success after four refusals starts the count again
+            for _ in range(4):
+                _new_post(rig)
+                _fault(server, "RCPT", target, "552 5.2.2 mailbox full")
+                rig.send()
+            assert rig.rows()[target].subscriber_status == "confirmed"
+            _new_post(rig)
+            server.handler.clear()
+            rig.send()
+            assert rig.rows()[target].status == "sent"
+        for _ in range(5):
+            _new_post(rig)
+            _fault(server, "RCPT", target, "552 5.2.2 mailbox full")
+            rig.send()
+        row = rig.rows()[target]
+        assert (row.subscriber_status, row.bounce_count) == ("bounced", 5)
     finally:
         rig.close()
         server.stop()
@@ -881,7 +937,7 @@ def test_pipelined_replies_in_one_packet_or_separate_packets(tmp_path: Path, pac
             handler.at_rcpt("r5@example.org", "550 5.1.1 no such user", times=1)
             with pytest.raises(PermanentDeliveryError, match="RCPT: 550") as caught:
                 await sender.send(_envelope(5))
-            assert caught.value.bad_mailbox
+            assert reason_for_reply(550, caught.value.reply) == Reason.USER_UNKNOWN
             for number in range(6, 9):
                 await sender.send(_envelope(number))
             return sender

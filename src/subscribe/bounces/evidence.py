@@ -10,8 +10,9 @@ import enum
 import re
 from dataclasses import dataclass
 
+from subscribe.refusals import Action, Reason, action_for
+
 from .mime import DIAGNOSTIC_MAX, diagnostic_line, line_start
-from .reasons import Action, Reason, action_for
 
 # RFC 3463: class.subject.detail; subjects run 0-7. Not part of an IP address or a version.
 _ENHANCED_STATUS = re.compile(r"(?<![\d.])([245])\.([0-7])\.(\d{1,3})(?![\d.])")

@@ -2,19 +2,10 @@
 
 A bounce names its delivery through the signed VERP return path, or through the original
 Message-ID when the bounced address is that reader's own (``matching``). Its reason
-(``reasons``) decides what happens to the reader:
-
-- ``remove``: the address is gone; the reader is marked ``bounced`` at once;
-- ``count``: one more bounce, unless the count has decayed: a delivery that succeeded after
-  the last counted bounce, or 30 days between the two, starts the count again.
-  ``SOFT_BOUNCE_LIMIT`` counts in a row mark the reader ``bounced``;
-- ``ignore``: the refusal is about the sender (reputation, authentication, content...);
-  the reader is untouched and the refusal is reported by reason and receiving domain.
-
-Times are those of the bounced deliveries (when each message was sent), not of this run:
-an admin who reads the bounce mailbox once a month gets the same judgement as one who reads
-it hourly. The success check is one indexed query per counted bounce, asked only when a
-bounce arrives, so the sending path records nothing extra.
+(``refusals``) decides what happens to the reader, as for a refusal heard while sending
+(``readers.bounced``): remove at once, count (with decay; ``SOFT_BOUNCE_LIMIT`` in a row
+remove), or ignore a refusal about the sender and report it by reason and receiving domain.
+``apply_bounce`` and ``apply_complaint`` are shared with the providers' webhooks (``hooks``).
 
 A complaint (an ARF feedback report) unsubscribes the reader at once and is remembered in
 ``complained_at``. Messages that are not bounces, or match nobody, are reported and left
@@ -28,21 +19,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from subscribe.config import Settings
-from subscribe.db.models import DeliveryStatus, SubscriberStatus, delivery_table, subscriber_table
+from subscribe.db.models import DeliveryStatus, delivery_table, subscriber_table
 from subscribe.readers import subscribers
+from subscribe.readers.bounced import judge_refusal
 from subscribe.readers.tokens import Tokens
+from subscribe.refusals import Action, Reason
 
 from .complaints import Complaint, parse_complaint
 from .matching import Match, address_key, find_match
-from .parse import BouncedRecipient, parse_bounce
-from .reasons import BOUNCE_WINDOW, Action
+from .parse import parse_bounce
 
-SOFT_BOUNCE_LIMIT = 5
 D = delivery_table.c
 S = subscriber_table.c
 
@@ -94,72 +84,56 @@ def process_bounces(
                 (r for r in report.recipients if address_key(r.address) == match.email_key),
                 report.recipients[0],
             )
-            _apply_bounce(connection, match, recipient, run, now=now)
+            apply_bounce(
+                connection,
+                match,
+                reason=recipient.reason,
+                detail=recipient.diagnostic or recipient.status,
+                run=run,
+                now=now,
+            )
     return run
 
 
-def _apply_bounce(
+def apply_bounce(
     connection: Connection,
     match: Match,
-    recipient: BouncedRecipient,
-    run: BounceRun,
     *,
+    reason: Reason,
+    detail: str,
+    run: BounceRun,
     now: datetime,
 ) -> None:
-    note = f"bounced after acceptance ({recipient.reason}): "
-    connection.execute(
-        delivery_table.update()
-        .where(D.id == match.delivery_id)
-        .values(
-            status=DeliveryStatus.FAILED.value,
-            last_error=(note + (recipient.diagnostic or recipient.status))[:1000],
+    """One bounced recipient: its delivery (when known) failed, the reader judged by
+    ``reason`` (``readers.bounced``); ``detail`` is the diagnostic kept on the delivery."""
+    if match.delivery_id is not None:
+        connection.execute(
+            delivery_table.update()
+            .where(D.id == match.delivery_id)
+            .values(
+                status=DeliveryStatus.FAILED.value,
+                last_error=f"bounced after acceptance ({reason}): {detail}"[:1000],
+            )
         )
+    judgement = judge_refusal(
+        connection,
+        subscriber_id=match.subscriber_id,
+        reason=reason,
+        delivery_id=match.delivery_id,
+        sent_at=match.sent_at or now,
+        now=now,
     )
-    reader = connection.execute(
-        sa.select(S.status, S.email, S.bounce_count, S.bounce_counted_at).where(
-            S.id == match.subscriber_id
-        )
-    ).one()
-    values: dict[str, object] = {"last_bounce_at": now, "last_bounce_reason": recipient.reason}
-    action = recipient.action
-    remove = action == Action.REMOVE
-    if action == Action.IGNORE:
+    if judgement is None:
+        return
+    if judgement.action == Action.IGNORE:
         run.ignored += 1
-        run.sender_refusals[(recipient.reason.value, match.email_key.rpartition("@")[2])] += 1
-    elif remove:
+        run.sender_refusals[(reason.value, match.email_key.rpartition("@")[2])] += 1
+    elif judgement.action == Action.REMOVE:
         run.removals += 1
     else:
         run.counted += 1
-        sent = match.sent_at or now
-        previous = reader.bounce_counted_at
-        fresh = previous is None or _decayed(connection, match, previous, sent)
-        count = 1 if fresh else reader.bounce_count + 1
-        values["bounce_count"] = count
-        values["bounce_counted_at"] = sent if previous is None else max(previous, sent)
-        remove = count >= SOFT_BOUNCE_LIMIT
-    if remove and reader.status != SubscriberStatus.BOUNCED:
-        values["status"] = SubscriberStatus.BOUNCED.value
-        run.newly_bounced.append(reader.email)
-    connection.execute(
-        subscriber_table.update().where(S.id == match.subscriber_id).values(**values)
-    )
-
-
-def _decayed(connection: Connection, match: Match, previous: datetime, sent: datetime) -> bool:
-    """Did the count lapse: 30 days since the last counted bounce, or a success since?"""
-    if sent - previous > BOUNCE_WINDOW:
-        return True
-    # A delivery still "sent" was not bounced: bounced ones are marked failed above.
-    success = (
-        sa.select(D.id)
-        .where(D.subscriber_id == match.subscriber_id)
-        .where(D.id != match.delivery_id)
-        .where(D.status == DeliveryStatus.SENT.value)
-        .where(D.sent_at > previous)
-        .where(D.sent_at < sent)
-        .limit(1)
-    )
-    return connection.execute(success).first() is not None
+    if judgement.newly_bounced:
+        run.newly_bounced.append(judgement.email)
 
 
 def _apply_complaint(
@@ -176,13 +150,18 @@ def _apply_complaint(
         )
         if match is None:
             return False
-        reader = session.execute(
-            subscriber_table.update()
-            .where(S.id == match.subscriber_id)
-            .values(complained_at=now)
-            .returning(S.email)
-        ).one()
-        subscribers.unsubscribe_address(session, email=reader.email, now=now)
-        session.commit()
-    run.complaints.append(reader.email)
+        apply_complaint(session, match, run=run, now=now)
     return True
+
+
+def apply_complaint(session: Session, match: Match, *, run: BounceRun, now: datetime) -> None:
+    """The reader said "this is spam": unsubscribed at once, remembered in ``complained_at``."""
+    reader = session.execute(
+        subscriber_table.update()
+        .where(S.id == match.subscriber_id)
+        .values(complained_at=now)
+        .returning(S.email)
+    ).one()
+    subscribers.unsubscribe_address(session, email=reader.email, now=now)
+    session.commit()
+    run.complaints.append(reader.email)

@@ -10,8 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from subscribe.db.models import SubscriberStatus, UTCDateTime, subscriber_table
-
-from .reasons import ACTIONS, BOUNCE_WINDOW, Action
+from subscribe.refusals import ACTIONS, BOUNCE_WINDOW, Action
 
 S = subscriber_table.c
 _SENDER_SIDE = sorted(reason.value for reason, action in ACTIONS.items() if action == Action.IGNORE)

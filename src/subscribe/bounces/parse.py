@@ -48,8 +48,9 @@ from email.message import Message
 from email.policy import compat32
 from pathlib import Path
 
+from subscribe.refusals import reason_for
+
 from .complaints import is_complaint
-from .diagnosis import reason_for
 from .evidence import (
     BouncedRecipient,
     BounceKind,

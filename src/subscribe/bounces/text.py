@@ -12,7 +12,8 @@ import re
 from email.message import Message
 from email.utils import getaddresses
 
-from .diagnosis import reason_for, reason_in_words
+from subscribe.refusals import Action, action_for, reason_for, reason_in_words
+
 from .evidence import BouncedRecipient, BounceKind, Evidence, find_evidence, unique_by_address
 from .mime import (
     ADDRESS_PATTERN,
@@ -22,7 +23,6 @@ from .mime import (
     line_start,
     normalize_address,
 )
-from .reasons import Action, action_for
 
 _CONTEXT_MAX = 1000  # characters of text after an address searched for its evidence
 

@@ -118,7 +118,7 @@ class Subscriber(SQLModel, table=True):
     confirmation_sent_at: datetime | None = _time()  # type: ignore[assignment]
     confirmation_day: str = Field(default="", max_length=10)
     confirmations_that_day: int = 0
-    # Bounces, judged by their reason (``bounces.reasons``): counted ones decay after 30 days
+    # Bounces, judged by their reason (``refusals``): counted ones decay after 30 days
     # or a successful delivery; ``bounce_counted_at`` is when the last counted one was sent.
     bounce_count: int = 0
     bounce_counted_at: datetime | None = _time()  # type: ignore[assignment]
@@ -231,12 +231,25 @@ class RateEvent(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
 
 
+class WebhookEvent(SQLModel, table=True):
+    """A relay's webhook event already applied (SNS MessageId, Mailgun event id, Postmark
+    ID, SendGrid sg_event_id), or a Mailgun signing token already seen: providers retry and
+    repeat, and each event must act once, each signature be accepted once."""
+
+    __tablename__ = "webhook_event"
+
+    provider: str = Field(max_length=32, primary_key=True)  # "ses", "mailgun-token"...
+    event_id: str = Field(max_length=200, primary_key=True)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
 # The Core tables, for set-based statements (enqueue, claim, record) that skip the ORM.
 subscriber_table: sa.Table = Subscriber.__table__  # type: ignore[attr-defined]
 post_table: sa.Table = Post.__table__  # type: ignore[attr-defined]
 post_category_table: sa.Table = PostCategory.__table__  # type: ignore[attr-defined]
 subscriber_category_table: sa.Table = SubscriberCategory.__table__  # type: ignore[attr-defined]
 delivery_table: sa.Table = Delivery.__table__  # type: ignore[attr-defined]
+webhook_event_table: sa.Table = WebhookEvent.__table__  # type: ignore[attr-defined]
 
 
 def declare_partial_indexes() -> None:

@@ -38,6 +38,8 @@ from subscribe.db.store import (
     is_sqlite,
     sqlite_write_gate,
 )
+from subscribe.readers.bounced import judge_refusal
+from subscribe.refusals import Reason
 
 from .leases import Owner
 
@@ -87,7 +89,8 @@ class Outcome:
     error: str = ""
     message_id: str = ""
     due_at: datetime | None = None  # for deferred / ambiguous: when to try again
-    bad_mailbox: bool = False  # failed with 5.1.x: bounce the subscriber too
+    # A refusal to judge the reader by (``readers.bounced``): remove, count or ignore.
+    refusal: Reason | None = None
 
 
 # -- operations ------------------------------------------------------------------------------
@@ -280,7 +283,7 @@ def record(engine: Engine, outcomes: Sequence[Outcome], *, now: datetime) -> Non
         return
     sent = [o for o in outcomes if o.status == DeliveryStatus.SENT]
     retry = [o for o in outcomes if o.status != DeliveryStatus.SENT]
-    bounced = [o.subscriber_id for o in outcomes if o.bad_mailbox]
+    refused = [o for o in outcomes if o.refusal is not None]
     with engine.begin() as connection:
         if sent:
             connection.exec_driver_sql(*_mark_sent(connection, sent, now))
@@ -309,14 +312,16 @@ def record(engine: Engine, outcomes: Sequence[Outcome], *, now: datetime) -> Non
                     for o in retry
                 ],
             )
-        if bounced:
-            connection.execute(
-                subscriber_table.update()
-                .where(S.id.in_(bounced))
-                .values(
-                    status=SubscriberStatus.BOUNCED.value,
-                    bounce_count=S.bounce_count + 1,
-                )
+        # Rare (a 5xx), so one reader at a time: a count needs that reader's history.
+        for outcome in refused:
+            assert outcome.refusal is not None
+            judge_refusal(
+                connection,
+                subscriber_id=outcome.subscriber_id,
+                reason=outcome.refusal,
+                delivery_id=outcome.delivery_id,
+                sent_at=now,
+                now=now,
             )
 
 

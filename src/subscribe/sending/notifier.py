@@ -38,6 +38,7 @@ from subscribe.errors import (
 )
 from subscribe.mail.envelopes import RenderedItem
 from subscribe.readers.tokens import Tokens
+from subscribe.refusals import reason_for_reply
 
 from . import leases, ledger
 from .group_commit import GroupCommit
@@ -246,9 +247,8 @@ class Notifier:
     async def _queue_messages(
         self, queue: asyncio.Queue[_Job | None], claimed: list[Claimed]
     ) -> bool:
-        """Confirmations, welcomes and digests, made here (see ``messages``), queued in
-        order; a digest left with nothing to list (its posts deleted, or the reader's
-        categories changed since) is skipped."""
+        """Transactional mail and digests, made here (``messages``), queued in order; a
+        digest left with nothing to list (posts deleted, categories changed) is skipped."""
         kept = await self._messages.prepare(claimed)
         for gone in {c.delivery_id for c in claimed} - {c.delivery_id for c in kept}:
             self._report.count(DeliveryStatus.SKIPPED, digest=True)
@@ -348,7 +348,7 @@ class Notifier:
                     DeliveryStatus.FAILED,
                     error=str(exc),
                     message_id=job.message_id,
-                    bad_mailbox=exc.bad_mailbox,
+                    refusal=reason_for_reply(exc.code or 550, exc.reply),
                 )
             except AmbiguousDelivery as exc:
                 if item.ambiguous_count >= 1:

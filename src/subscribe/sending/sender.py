@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,8 +32,6 @@ from subscribe.errors import (
 from subscribe.mail.render import smtp_data, smtp_unstuff
 
 from .smtp_protocol import PipelineProtocol
-
-_ENHANCED_STATUS = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 
 class Envelope:
@@ -95,23 +92,13 @@ class Sender(Protocol):
 SenderFactory = Callable[[], Sender]
 
 
-def is_bad_mailbox(code: int, message: str) -> bool:
-    """5.1.x names a mailbox that does not exist; a bare 550 usually means the same."""
-    enhanced = _ENHANCED_STATUS.match(message)
-    if enhanced:
-        return enhanced.group(1) == "5" and enhanced.group(2) == "1"
-    return code == 550
-
-
 def _rejection(
     stage: str, response: SMTPResponse
 ) -> TransientDeliveryError | PermanentDeliveryError:
     text = f"{stage}: {response.code} {response.message}".replace("\n", " ")
     if 400 <= response.code < 500:
         return TransientDeliveryError(text, response.code)
-    return PermanentDeliveryError(
-        text, response.code, bad_mailbox=is_bad_mailbox(response.code, response.message)
-    )
+    return PermanentDeliveryError(text, response.code, reply=response.message)
 
 
 class SMTPSender:

@@ -1,8 +1,9 @@
 """``create_app(settings)``: the FastAPI application behind ``subscribe serve``.
 
 Routes live in one module per job: ``signup`` (form, embed, POST /subscribe), ``links``
-(confirm and unsubscribe pages), ``health``, and ``devmailbox`` in dev mode only. This
-module only wires them to what they share (``WebContext``).
+(confirm and unsubscribe pages), ``health``, ``hooks`` (the relays' bounce webhooks), and
+``devmailbox`` in dev mode only. This module only wires them to what they share
+(``WebContext``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from subscribe.bounces.hooks import Fetch, receivers_for
 from subscribe.config import Settings
 from subscribe.db import store
 from subscribe.db.ratelimit import Limit, RateLimiter
@@ -25,7 +27,7 @@ from subscribe.readers.tokens import tokens_for
 from subscribe.sending.outbox import Outbox
 from subscribe.sending.sender import SenderFactory, smtp_sender_factory
 
-from . import devmailbox, handlers, health, links, preferences, signup
+from . import devmailbox, handlers, health, hooks, links, preferences, signup
 from .clientip import ClientIPResolver, parse_networks
 from .context import WebContext, now
 from .forms import MAX_BODY_BYTES
@@ -40,13 +42,17 @@ def create_app(
     *,
     dev_mailbox: Path | None = None,
     sender_factory: SenderFactory | None = None,
+    sns_fetch: Fetch | None = None,
 ) -> FastAPI:
+    """``sns_fetch`` GETs SNS certificates and SubscribeURLs (httpx unless given: tests
+    serve them from a local server, the URL checks unchanged)."""
     # Everything that can refuse a bad setting runs before the database is opened, so a
     # misconfigured start fails with one line and leaves no engine behind.
     tokens = tokens_for(settings)
     client_ips = ClientIPResolver(parse_networks(settings.trusted_proxy_list))
     pages = Pages(settings, make_environment(settings.templates_dir), dev_mailbox=bool(dev_mailbox))
     site_origin = origin_of(settings.site_url)
+    hook_receivers = receivers_for(settings, clock=now, fetch=sns_fetch)
     engine = store.open_store(settings.database_url)
     sender_factory = sender_factory or smtp_sender_factory(settings)
     signup_limit = Limit("subscribe-ip", settings.subscribe_rate_limit, SIGNUP_WINDOW)
@@ -64,6 +70,7 @@ def create_app(
         client_ips=client_ips,
         site_origin=site_origin,
         dev_mailbox=dev_mailbox,
+        hooks=hook_receivers,
     )
 
     @asynccontextmanager
@@ -97,6 +104,7 @@ def create_app(
     app.include_router(links.router)
     app.include_router(preferences.router)
     app.include_router(health.router)
+    app.include_router(hooks.router)
     if dev_mailbox is not None:
         app.include_router(devmailbox.router)
     return app

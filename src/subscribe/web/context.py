@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from subscribe.bounces.hooks import Receiver
 from subscribe.config import Settings
 from subscribe.db import store
 from subscribe.db.ratelimit import RateLimiter
@@ -44,6 +45,7 @@ class WebContext:
     client_ips: ClientIPResolver
     site_origin: str  # the blog's origin: the only one allowed to post JSON cross-origin
     dev_mailbox: Path | None
+    hooks: dict[str, Receiver] = field(default_factory=dict)  # provider -> its webhook
 
     def client_ip(self, request: Request) -> str:
         peer = request.client.host if request.client else None

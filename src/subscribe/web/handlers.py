@@ -18,6 +18,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from subscribe.errors import (
     ConfigError,
+    HookInvalid,
+    HookRefused,
+    HookUnavailable,
     InvalidAddress,
     InvalidChoice,
     NotFound,
@@ -36,6 +39,9 @@ logger = logging.getLogger(__name__)
 # Most specific first: TokenExpired is also a TokenError.
 _STATUS: list[tuple[type[SubscribeError], int]] = [
     (InvalidAddress, 422),
+    (HookRefused, 401),
+    (HookInvalid, 400),
+    (HookUnavailable, 503),
     (TokenExpired, 410),
     (TokenInvalid, 400),
     (RateLimited, 429),
@@ -92,7 +98,8 @@ def domain_error_response(request: Request, exc: SubscribeError) -> Response:
         # Our mistake, not the visitor's; the details are for the log only.
         logger.error("configuration error while serving %s: %s", request.url.path, exc)
         message = "This service is not configured correctly. Please try again later."
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if isinstance(exc, RateLimited) else None
+    retry = isinstance(exc, (RateLimited, HookUnavailable))
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if retry else None
     # A broken or stale link: the way forward is to subscribe again from the form.
     offer_signup = isinstance(exc, TokenError)
     return error_response(
