@@ -33,6 +33,14 @@ _NEW_READER = (
     " {at}, {source}, {ip}, {user_agent}, {at}, {at}, {day}, 1, 0)"
     " ON CONFLICT (email_key) DO NOTHING RETURNING id"
 )
+# PostgreSQL: the reader and their confirmation in one round trip.
+_NEW_READER_AND_CONFIRMATION = (
+    "WITH reader AS (" + _NEW_READER + ")"
+    " INSERT INTO delivery (kind, post_id, subscriber_id, status, attempts, ambiguous_count,"
+    " due_at, claimed_by, last_error, message_id, created_at)"
+    " SELECT {kind}, NULL, id, 'queued', 0, 0, {at}, '', '', '', {at} FROM reader"
+    " RETURNING subscriber_id"
+)
 _CONFIRMATION = (
     "INSERT INTO delivery (kind, post_id, subscriber_id, status, attempts, ambiguous_count,"
     " due_at, claimed_by, last_error, message_id, created_at)"
@@ -60,7 +68,8 @@ class SignupStatements:
         if not is_sqlite(connection):  # two pruners skip each other's rows, never wait
             prune = prune.replace("{batch})", "{batch} FOR UPDATE SKIP LOCKED)")
         self._prune = driver_sql(connection, prune)
-        self._reader = driver_sql(connection, _NEW_READER)
+        reader = _NEW_READER_AND_CONFIRMATION if not is_sqlite(connection) else _NEW_READER
+        self._reader = driver_sql(connection, reader)
         self._confirmation = driver_sql(connection, _CONFIRMATION)
         self._postgres = not is_sqlite(connection)
 
@@ -87,6 +96,7 @@ class SignupStatements:
         row = self.connection.exec_driver_sql(
             self._reader,
             {
+                "kind": MessageKind.CONFIRM.value,
                 "email": email,
                 "email_key": email_key,
                 "name": name,
@@ -101,6 +111,8 @@ class SignupStatements:
         if row is None:
             return None
         subscriber_id = int(row[0])
+        if self._postgres:  # queued by the same statement
+            return subscriber_id
         self.connection.exec_driver_sql(
             self._confirmation,
             {"kind": MessageKind.CONFIRM.value, "subscriber_id": subscriber_id, "at": self.at},
