@@ -5,19 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-from clihelp import run, settings_env
+from clihelp import run
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from subscribe.config import Settings
 from subscribe.db.models import Cadence, utcnow
 from subscribe.readers import preferences, subscribers
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
-    settings_env(monkeypatch, settings)
 
 
 def test_export_list_and_import_round_trip_cadence_and_categories(

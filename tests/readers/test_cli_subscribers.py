@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from clihelp import run, settings_env
+from clihelp import run
 from mailserver import SMTPServer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
@@ -19,20 +19,6 @@ from subscribe.db import bulk, store
 from subscribe.db.models import Subscriber, SubscriberStatus, utcnow
 from subscribe.readers import subscribers
 from subscribe.readers.tokens import Tokens
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
-    settings_env(monkeypatch, settings)
-
-
-@pytest.fixture
-def status_of(engine: Engine) -> Callable[[str], str]:
-    def status(email: str) -> str:
-        with Session(engine) as session:
-            return subscribers.find(session, email=email).status
-
-    return status
 
 
 def test_double_opt_in_through_the_cli(

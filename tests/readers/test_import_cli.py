@@ -8,30 +8,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from clihelp import run, settings_env
+from clihelp import run
 from mailserver import SMTPServer
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from subscribe.config import Settings
 from subscribe.db import store
 from subscribe.db.models import utcnow
 from subscribe.readers import subscribers
 from subscribe.readers.tokens import Tokens
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
-    settings_env(monkeypatch, settings)
-
-
-@pytest.fixture
-def status_of(engine: Engine) -> Callable[[str], str]:
-    def status(email: str) -> str:
-        with Session(engine) as session:
-            return subscribers.find(session, email=email).status
-
-    return status
 
 
 def test_import_reports_bad_rows_and_skips_duplicates(

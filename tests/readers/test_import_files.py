@@ -7,17 +7,11 @@ import codecs
 from pathlib import Path
 
 import pytest
-from clihelp import run, settings_env
+from clihelp import run
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from subscribe.config import Settings
 from subscribe.db.models import Subscriber
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
-    settings_env(monkeypatch, settings)
 
 
 def names(engine: Engine) -> dict[str, str]:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from clihelp import run, settings_env
+from clihelp import run
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -126,11 +126,6 @@ EXPECTED: dict[str, tuple[str, dict[str, tuple[str, str, str | None, str | None,
         },
     ),
 }
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
-    settings_env(monkeypatch, settings)
 
 
 def stored(engine: Engine) -> dict[str, Subscriber]:
