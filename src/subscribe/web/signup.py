@@ -56,9 +56,8 @@ async def _choices(
 ) -> tuple[Cadence, tuple[str, ...]] | None:
     """What the form chose (InvalidChoice for what is not on offer); the site's categories
     are read (from the database, unless configured) only when some were ticked."""
-    categories = (
-        await run_in_threadpool(_site_categories, context) if lists.get("categories") else []
-    )
+    ticked = "categories" in context.settings.form_choice_set and lists.get("categories")
+    categories = await run_in_threadpool(_site_categories, context) if ticked else []
     return preferences.signup_choices(
         context.settings, lists, offered_categories=lambda: categories
     )
