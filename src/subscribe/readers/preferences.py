@@ -1,8 +1,9 @@
 """A reader's choices: how often (cadence), which categories, their name, their address.
 
 The rule that keeps switching cadence from losing or repeating a post: a reader's
-``digest_after`` is the id of the last post dealt with for them. Posts one by one are
-queued when announced; a digest lists the posts after the watermark. So:
+watermark (``deliveries.digest_watermark``: ``digest_after``, or what their latest digest
+listed up to, whichever is larger) is the id of the last post dealt with for them. Posts
+one by one are queued when announced; a digest lists the posts after the watermark. So:
 
 - to a digest from ``post`` (or back from ``paused``): the watermark moves to the latest
   post, which was queued for them one by one (or was passed over during the pause);
@@ -178,9 +179,12 @@ def _queue_waiting_posts(
     s = subscriber_table.c
     p = post_table.c
     joined = subscriber.confirmed_at or subscriber.created_at
+    watermark = session.execute(
+        sa.select(deliveries.digest_watermark()).where(s.id == subscriber.id)
+    ).scalar_one()
     waiting = session.execute(
         sa.select(p.id).where(
-            p.id > subscriber.digest_after,
+            p.id > watermark,
             p.id <= latest,
             p.created_at > sa.literal(joined, p.created_at.type),
         )
