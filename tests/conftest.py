@@ -26,6 +26,9 @@ from subscribe.config import Settings, load_settings
 from subscribe.db import store
 from subscribe.readers.tokens import Tokens, tokens_for
 
+# Fixtures kept in modules of their own (see each module's docstring).
+pytest_plugins = ["readerenv"]
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 _database_numbers = itertools.count(1)
 

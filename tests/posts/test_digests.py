@@ -148,7 +148,7 @@ def test_a_daily_reader_gets_one_digest_of_their_categories_newest_first(
         engine, settings, sender_factory=smtp_sender_factory(settings), tokens=tokens_for(settings)
     )
     # One by one only for the 'post' reader, and only what their categories take.
-    # One email each, in whatever order the lanes sent them.
+    # Two connections: the two posts may arrive in either order.
     assert sorted(_singles_for(smtp_server, "each@example.org")) == ["Post b", "Post c"]
     assert _singles_for(smtp_server, "daily@example.org") == []
     before = len(smtp_server.messages)

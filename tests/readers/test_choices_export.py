@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from clihelp import run
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -12,6 +13,8 @@ from sqlmodel import Session
 from subscribe.config import Settings
 from subscribe.db.models import Cadence, utcnow
 from subscribe.readers import preferences, subscribers
+
+pytestmark = pytest.mark.usefixtures("cli_env")
 
 
 def test_export_list_and_import_round_trip_cadence_and_categories(

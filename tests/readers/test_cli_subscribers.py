@@ -20,6 +20,8 @@ from subscribe.db.models import Subscriber, SubscriberStatus, utcnow
 from subscribe.readers import subscribers
 from subscribe.readers.tokens import Tokens
 
+pytestmark = pytest.mark.usefixtures("cli_env")
+
 
 def test_double_opt_in_through_the_cli(
     settings: Settings,

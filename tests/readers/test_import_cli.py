@@ -18,6 +18,8 @@ from subscribe.db.models import utcnow
 from subscribe.readers import subscribers
 from subscribe.readers.tokens import Tokens
 
+pytestmark = pytest.mark.usefixtures("cli_env")
+
 
 def test_import_reports_bad_rows_and_skips_duplicates(
     settings: Settings, tmp_path: Path, status_of: Callable[[str], str]

@@ -13,6 +13,8 @@ from sqlmodel import Session, select
 
 from subscribe.db.models import Subscriber
 
+pytestmark = pytest.mark.usefixtures("cli_env")
+
 
 def names(engine: Engine) -> dict[str, str]:
     with Session(engine) as session:

@@ -15,6 +15,8 @@ from sqlmodel import Session, select
 from subscribe.config import Settings
 from subscribe.db.models import Subscriber
 
+pytestmark = pytest.mark.usefixtures("cli_env")
+
 EXPORTS = Path(__file__).parent / "exports"
 
 

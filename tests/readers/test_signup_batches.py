@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -14,6 +15,8 @@ from subscribe.db.ratelimit import Limit
 from subscribe.readers.addresses import normalize
 from subscribe.readers.signups import SignupQueue, SignupRequest, SignupResult, sign_up_batch
 from subscribe.readers.subscribers import Consent
+
+pytestmark = pytest.mark.usefixtures("cli_env")
 
 LIMIT = Limit("subscribe-ip", 3, timedelta(minutes=1))
 

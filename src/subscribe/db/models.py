@@ -130,8 +130,9 @@ class Subscriber(SQLModel, table=True):
     cadence: Cadence = Field(
         default=Cadence.POST, sa_type=sa.String(16), sa_column_kwargs={"server_default": "post"}
     )
-    # The digest watermark: posts up to this id are dealt with for this reader (sent one by
-    # one, in a digest, or passed over while paused); the next digest starts after it.
+    # The digest watermark as a change of cadence sets it: posts up to this id are dealt
+    # with for this reader (sent one by one, or passed over while paused). A digest moves
+    # the watermark by its own row (``digest_through``): ``deliveries.digest_watermark``.
     digest_after: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     # An address the reader asked to move to, waiting for its confirmation link.
     pending_email: str = Field(default="", max_length=320, sa_column_kwargs={"server_default": ""})
@@ -271,3 +272,13 @@ def declare_partial_indexes() -> None:
     for name, (column, where) in conditions.items():
         condition = sa.text(where)
         sa.Index(name, delivery_table.c[column], sqlite_where=condition, postgresql_where=condition)
+    # A reader's latest digest, whose digest_through is part of their watermark (0008).
+    digests = sa.text("kind = 'digest'")
+    d = delivery_table.c
+    sa.Index(
+        "ix_delivery_digest_through",
+        d.subscriber_id,
+        d.digest_through,
+        sqlite_where=digests,
+        postgresql_where=digests,
+    )

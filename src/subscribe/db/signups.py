@@ -26,11 +26,14 @@ _PRUNE = (
     "DELETE FROM rateevent WHERE id IN (SELECT id FROM rateevent"
     " WHERE at <= {cutoff} AND bucket LIKE {prefix} ESCAPE '\\' LIMIT {batch})"
 )
+# The watermark at the latest post, as ``preferences.start_cadence`` sets it: a first
+# digest lists only what comes after the sign-up.
 _NEW_READER = (
     "INSERT INTO subscriber (email, email_key, name, status, created_at, consent_source,"
     " consent_ip, consent_user_agent, consent_at, confirmation_sent_at, confirmation_day,"
-    " confirmations_that_day, bounce_count) VALUES ({email}, {email_key}, {name}, {status},"
-    " {at}, {source}, {ip}, {user_agent}, {at}, {at}, {day}, 1, 0)"
+    " confirmations_that_day, bounce_count, cadence, digest_after) VALUES ({email},"
+    " {email_key}, {name}, {status}, {at}, {source}, {ip}, {user_agent}, {at}, {at}, {day},"
+    " 1, 0, {cadence}, (SELECT coalesce(max(id), 0) FROM post))"
     " ON CONFLICT (email_key) DO NOTHING RETURNING id"
 )
 # PostgreSQL: the reader and their confirmation in one round trip.
@@ -40,6 +43,9 @@ _NEW_READER_AND_CONFIRMATION = (
     " due_at, claimed_by, last_error, message_id, created_at)"
     " SELECT {kind}, NULL, id, 'queued', 0, 0, {at}, '', '', '', {at} FROM reader"
     " RETURNING subscriber_id"
+)
+_CATEGORY = (
+    "INSERT INTO subscriber_category (subscriber_id, category) VALUES ({subscriber_id}, {category})"
 )
 _CONFIRMATION = (
     "INSERT INTO delivery (kind, post_id, subscriber_id, status, attempts, ambiguous_count,"
@@ -71,6 +77,7 @@ class SignupStatements:
         reader = _NEW_READER_AND_CONFIRMATION if not is_sqlite(connection) else _NEW_READER
         self._reader = driver_sql(connection, reader)
         self._confirmation = driver_sql(connection, _CONFIRMATION)
+        self._category = driver_sql(connection, _CATEGORY)
         self._postgres = not is_sqlite(connection)
 
     def hit(self, bucket: str, *, cutoff: datetime, limit: int) -> bool:
@@ -89,7 +96,15 @@ class SignupStatements:
         self.connection.exec_driver_sql(self._prune, parameters)
 
     def new_reader(
-        self, *, email: str, email_key: str, name: str, source: str, ip: str, user_agent: str
+        self,
+        *,
+        email: str,
+        email_key: str,
+        name: str,
+        source: str,
+        ip: str,
+        user_agent: str,
+        cadence: str,
     ) -> int | None:
         """A new pending reader with their confirmation email queued; None when the address
         is already known (the caller takes the slow path for it)."""
@@ -106,6 +121,7 @@ class SignupStatements:
                 "ip": ip,
                 "user_agent": user_agent,
                 "day": self.day,
+                "cadence": cadence,
             },
         ).first()
         if row is None:
@@ -118,3 +134,11 @@ class SignupStatements:
             {"kind": MessageKind.CONFIRM.value, "subscriber_id": subscriber_id, "at": self.at},
         )
         return subscriber_id
+
+    def add_categories(self, chosen: list[tuple[int, str]]) -> None:
+        """The categories new readers of the batch chose, (reader, category) pairs."""
+        if chosen:
+            self.connection.exec_driver_sql(
+                self._category,
+                [{"subscriber_id": reader, "category": name} for reader, name in chosen],
+            )

@@ -1,8 +1,9 @@
 """A reader's choices: how often (cadence), which categories, their name, their address.
 
 The rule that keeps switching cadence from losing or repeating a post: a reader's
-``digest_after`` is the id of the last post dealt with for them. Posts one by one are
-queued when announced; a digest lists the posts after the watermark. So:
+watermark (``deliveries.digest_watermark``: ``digest_after``, or what their latest digest
+listed up to, whichever is larger) is the id of the last post dealt with for them. Posts
+one by one are queued when announced; a digest lists the posts after the watermark. So:
 
 - to a digest from ``post`` (or back from ``paused``): the watermark moves to the latest
   post, which was queued for them one by one (or was passed over during the pause);
@@ -13,7 +14,7 @@ queued when announced; a digest lists the posts after the watermark. So:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,6 +42,8 @@ from .addresses import normalize
 from .tokens import TokenSubject, key_digest
 
 CADENCES = tuple(cadence.value for cadence in Cadence)
+# What the subscribe form offers: pausing before the first email makes no sense there.
+SIGNUP_CADENCES = (Cadence.POST, Cadence.DAILY, Cadence.WEEKLY)
 
 
 def reader_for(session: Session, subject: TokenSubject, *, check_digest: bool = True) -> Subscriber:
@@ -85,7 +88,11 @@ def clean_categories(
 ) -> list[str]:
     """The chosen categories as the site spells them; ``strict``: one not on offer is an
     error (a form), else it is kept as given (an import from another site's export)."""
-    offered = {name.casefold(): name for name in site_categories(session, settings)}
+    return _clean(site_categories(session, settings), names, strict=strict)
+
+
+def _clean(site: Sequence[str], names: Sequence[str], *, strict: bool) -> list[str]:
+    offered = {name.casefold(): name for name in site}
     chosen: list[str] = []
     for raw in names:
         name = " ".join(raw.split())[:200]
@@ -98,6 +105,31 @@ def clean_categories(
         if name not in chosen:
             chosen.append(name)
     return chosen
+
+
+def signup_choices(
+    settings: Settings,
+    fields: dict[str, list[str]],
+    *,
+    offered_categories: Callable[[], list[str]],
+) -> tuple[Cadence, tuple[str, ...]] | None:
+    """The cadence and categories a sign-up chose, among those SUBSCRIBE_FORM_CHOICES
+    offers (a field not on offer is ignored, so a crafted post cannot set it); None when
+    nothing was offered or chosen. ``offered_categories`` is only called when categories
+    were ticked (it may read the database). Raises InvalidChoice for one not on offer,
+    whatever the address: the answer says nothing about who is subscribed."""
+    offered = settings.form_choice_set
+    values = fields.get("cadence", []) if "cadence" in offered else []
+    names = fields.get("categories", []) if "categories" in offered else []
+    ticked = any(name.strip() for name in names)
+    if not values and not ticked:
+        return None
+    cadence = parse_cadence(values[-1]) if values else Cadence.POST
+    if cadence not in SIGNUP_CADENCES:
+        allowed = ", ".join(c.value for c in SIGNUP_CADENCES)
+        raise InvalidChoice(f"unknown cadence {values[-1]!r}: choose one of {allowed}")
+    categories = _clean(offered_categories(), names, strict=True) if ticked else []
+    return cadence, tuple(categories)
 
 
 def start_cadence(session: Session, subscriber: Subscriber, cadence: Cadence) -> None:
@@ -147,9 +179,12 @@ def _queue_waiting_posts(
     s = subscriber_table.c
     p = post_table.c
     joined = subscriber.confirmed_at or subscriber.created_at
+    watermark = session.execute(
+        sa.select(deliveries.digest_watermark()).where(s.id == subscriber.id)
+    ).scalar_one()
     waiting = session.execute(
         sa.select(p.id).where(
-            p.id > subscriber.digest_after,
+            p.id > watermark,
             p.id <= latest,
             p.created_at > sa.literal(joined, p.created_at.type),
         )

@@ -2,7 +2,8 @@
 one, and each batch is one transaction (one hold of SQLite's write lock) for all of them.
 
 A batch does, for each sign-up in turn: the per-client rate limit, then a new pending reader
-with their confirmation slot taken and their confirmation email on the ledger. An address
+(with the cadence they chose) with their confirmation slot taken and their confirmation
+email on the ledger; the categories new readers chose follow in one statement. An address
 already known (pending, confirmed, gone) takes the ordinary use case afterwards, in its own
 transaction, so what it answers and sends is exactly ``request_subscription``'s.
 """
@@ -21,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 from subscribe.config import Settings
 from subscribe.db import store
+from subscribe.db.models import Cadence
 from subscribe.db.ratelimit import PRUNE_BATCH, Limit
 from subscribe.db.signups import SignupStatements
 
@@ -37,6 +39,9 @@ class SignupRequest:
     name: str
     consent: Consent
     rate_key: str  # the client, as the per-client limit counts it
+    # What the form chose (``preferences.signup_choices``, already checked); None: the
+    # defaults. Only a new or pending reader takes it, as in ``request_subscription``.
+    choices: tuple[Cadence, tuple[str, ...]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,7 @@ def sign_up_batch(
     results: list[SignupResult | None] = [None] * len(requests)
     known: list[int] = []
     cutoff = at - limit.window
+    chosen: list[tuple[int, str]] = []  # (reader, category) of the new readers
     connection = engine.connect().execution_options(immediate=True)
     with connection, connection.begin():
         statements = SignupStatements(connection, now=at)
@@ -69,6 +75,7 @@ def sign_up_batch(
                 results[index] = SignupResult(limited=True)
                 continue
             consent = request.consent
+            cadence, categories = request.choices or (Cadence.POST, ())
             added = statements.new_reader(
                 email=request.address.display,
                 email_key=request.address.key,
@@ -76,11 +83,14 @@ def sign_up_batch(
                 source=consent.source[:200],
                 ip=consent.ip[:64],
                 user_agent=consent.user_agent[:400],
+                cadence=cadence.value,
             )
             if added is None:
                 known.append(index)
             else:
+                chosen += ((added, category) for category in categories)
                 results[index] = SignupResult(confirmation_due=True)
+        statements.add_categories(chosen)  # one executemany for the batch
     for index in known:
         request = requests[index]
         with store.write_session(engine) as session:
@@ -91,6 +101,7 @@ def sign_up_batch(
                 name=request.name,
                 consent=request.consent,
                 now=now(),
+                choices=request.choices,
             )
         results[index] = SignupResult(confirmation_due=outcome.confirmation_due)
     return [result or SignupResult() for result in results]

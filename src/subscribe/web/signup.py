@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from subscribe.errors import InvalidAddress, RateLimited, SubscribeError
-from subscribe.readers import subscribers
+from subscribe.db.models import Cadence
+from subscribe.errors import InvalidAddress, InvalidChoice, RateLimited, SubscribeError
+from subscribe.readers import preferences, subscribers
 from subscribe.readers.addresses import normalize
 from subscribe.readers.signups import SignupRequest, SignupResult
 from subscribe.readers.subscribers import Consent
 
 from .clientip import limit_key
 from .context import TOO_MANY_REQUESTS, Ctx, WebContext
-from .forms import read_fields, wants_json
+from .forms import last_values, read_field_lists, wants_json
 from .handlers import domain_error_response, http_error_response
+from .preferences import CADENCE_LABELS, choices_context
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -41,26 +46,68 @@ def _consent(request: Request, fields: dict[str, str], client_ip: str) -> Consen
     return Consent(source=source, ip=client_ip, user_agent=request.headers.get("user-agent", ""))
 
 
+def _site_categories(context: WebContext) -> list[str]:
+    with Session(context.engine) as session:
+        return preferences.site_categories(session, context.settings)
+
+
+async def _choices(
+    context: WebContext, lists: dict[str, list[str]]
+) -> tuple[Cadence, tuple[str, ...]] | None:
+    """What the form chose (InvalidChoice for what is not on offer); the site's categories
+    are read (from the database, unless configured) only when some were ticked."""
+    ticked = "categories" in context.settings.form_choice_set and lists.get("categories")
+    categories = await run_in_threadpool(_site_categories, context) if ticked else []
+    return preferences.signup_choices(
+        context.settings, lists, offered_categories=lambda: categories
+    )
+
+
+def _form_choices(
+    context: WebContext, lists: dict[str, list[str]] | None = None
+) -> dict[str, Any] | None:
+    """What the form offers (SUBSCRIBE_FORM_CHOICES), with what was chosen; None: nothing."""
+    offered = context.settings.form_choice_set
+    if not offered:
+        return None
+    lists = lists or {}
+    with Session(context.engine) as session:
+        choices = choices_context(
+            session,
+            context.settings,
+            cadence="cadence" in offered,
+            categories="categories" in offered,
+            chosen_cadence=(lists.get("cadence") or [Cadence.POST.value])[-1],
+            chosen_categories=lists.get("categories", []),
+        )
+    choices["cadences"] = [(v, label) for v, label in CADENCE_LABELS if v != Cadence.PAUSED]
+    return choices
+
+
 async def _sign_up(
-    context: WebContext, request: Request, fields: dict[str, str]
+    context: WebContext, request: Request, lists: dict[str, list[str]]
 ) -> tuple[str, SignupResult | None]:
-    """The address check, then the sign-up through the batch writer (which also applies
-    the per-client limit: RateLimited).
+    """The address and choice checks, then the sign-up through the batch writer (which
+    also applies the per-client limit: RateLimited).
 
     Returns the address to show (normalised from what was typed, never read back from the
     database, where its case may differ) and the result (None for a bot).
     """
+    fields = last_values(lists)
     client_ip = context.client_ip(request)
     address = normalize(fields.get("email", ""))  # an invalid address answers the same, bot or not
     if fields.get(HONEYPOT_FIELD, "").strip():
         logger.info("honeypot filled: signup from %s ignored", client_ip)
         return address.display, None
     subscribers.check_domain(context.settings, address)
+    # Checked before the address is looked at: the same answer whoever it belongs to.
+    choices = await _choices(context, lists)
     signup = SignupRequest(
         address=address,
         name=fields.get("name", ""),
         consent=_consent(request, fields, client_ip),
         rate_key=limit_key(client_ip),
+        choices=choices,
     )
     result = await asyncio.wrap_future(context.signups.submit(signup))
     if result.limited:
@@ -79,17 +126,25 @@ def _check_inbox(context: WebContext, request: Request, email: str) -> Response:
 
 
 def _invalid(
-    context: WebContext, request: Request, fields: dict[str, str], exc: InvalidAddress
+    context: WebContext,
+    request: Request,
+    lists: dict[str, list[str]],
+    exc: InvalidAddress | InvalidChoice,
 ) -> Response:
+    message = str(exc)
+    if isinstance(exc, InvalidChoice):
+        message = f"Please choose again: {message}."
     if wants_json(request):
-        return JSONResponse({"ok": False, "message": str(exc)}, 422)
-    # The form again, with what was typed (autoescaped) and what is wrong with it.
+        return JSONResponse({"ok": False, "message": message}, 422)
+    # The form again, with what was typed and chosen (autoescaped) and what is wrong.
+    fields = last_values(lists)
     return context.pages.render(
         "subscribe",
         status=422,
-        error=str(exc),
+        error=message,
         email=fields.get("email", ""),
         name=fields.get("name", ""),
+        choices=_form_choices(context, lists),
     )
 
 
@@ -104,19 +159,25 @@ def cors_headers(context: WebContext, request: Request) -> dict[str, str]:
 
 @router.get("/")
 def subscribe_page(context: Ctx) -> Response:
-    return context.pages.render("subscribe", error="", email="", name="")
+    return context.pages.render(
+        "subscribe", error="", email="", name="", choices=_form_choices(context)
+    )
+
+
+def _embed(context: WebContext) -> str:
+    return context.pages.html("embed", choices=_form_choices(context))
 
 
 @router.get("/embed")
 def embed_page(context: Ctx) -> Response:
     """The code a blog pastes into its sidebar, shown as text to copy (and previewed)."""
-    return context.pages.render("embed_page", snippet=context.pages.html("embed"))
+    return context.pages.render("embed_page", snippet=_embed(context))
 
 
 @router.get("/embed.txt")
 def embed_snippet(context: Ctx) -> Response:
     """The same code, raw, for scripts."""
-    return PlainTextResponse(context.pages.html("embed"))
+    return PlainTextResponse(_embed(context))
 
 
 @router.options("/subscribe")
@@ -134,15 +195,15 @@ def subscribe_preflight(request: Request, context: Ctx) -> Response:
 
 @router.post("/subscribe")
 async def subscribe(request: Request, background: BackgroundTasks, context: Ctx) -> Response:
-    fields: dict[str, str] = {}
+    lists: dict[str, list[str]] = {}
     try:
-        fields = await read_fields(request)
-        shown, outcome = await _sign_up(context, request, fields)
+        lists = await read_field_lists(request)
+        shown, outcome = await _sign_up(context, request, lists)
         if outcome is not None and outcome.confirmation_due:
             background.add_task(context.outbox.flush)
         response = _check_inbox(context, request, shown)
-    except InvalidAddress as exc:
-        response = _invalid(context, request, fields, exc)
+    except (InvalidAddress, InvalidChoice) as exc:
+        response = _invalid(context, request, lists, exc)
     except SubscribeError as exc:
         response = domain_error_response(request, exc)
     except StarletteHTTPException as exc:

@@ -1,5 +1,7 @@
-"""What the reader tests share: the CLI configured from the test's settings, as a user's
-environment would, and a reader's status looked up by address."""
+"""Fixtures the reader tests share (a plugin of tests/conftest.py: a conftest.py in
+tests/readers would shadow the top-level one, which tests import as ``conftest``):
+``cli_env``, the CLI configured from the test's settings as a user's environment would be,
+and ``status_of``, a reader's status looked up by address."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ from subscribe.config import Settings
 from subscribe.readers import subscribers
 
 
-@pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
     settings_env(monkeypatch, settings)
 
 
