@@ -23,7 +23,7 @@ from subscribe.readers.tokens import tokens_for
 from subscribe.sending.outbox import Outbox
 from subscribe.sending.sender import SenderFactory, smtp_sender_factory
 
-from . import devmailbox, handlers, health, links, signup
+from . import devmailbox, handlers, health, hooks_publish, links, signup
 from .clientip import ClientIPResolver, parse_networks
 from .context import WebContext
 from .forms import MAX_BODY_BYTES
@@ -91,6 +91,7 @@ def create_app(
     app.include_router(signup.router)
     app.include_router(links.router)
     app.include_router(health.router)
+    app.include_router(hooks_publish.router)
     if dev_mailbox is not None:
         app.include_router(devmailbox.router)
     return app
