@@ -163,7 +163,7 @@ async def test_forged_calls_are_401_and_change_nothing(
         (
             json.dumps({"title": "T", "url": "https://b.example/", "categories": "x"}).encode(),
             "list",
-        ),  # fmt: skip
+        ),
         (json.dumps({"post": {"previous": {}}}).encode(), "post.current"),
         (json.dumps({"title": "T\r\nBcc: x@evil", "url": "ftp://x"}).encode(), "http"),
     ],
@@ -189,8 +189,10 @@ FEED = """<?xml version="1.0"?>
 <rss version="2.0"><channel><title>Blog</title><link>https://blog.example/</link>
 {items}
 </channel></rss>"""
-ITEM = "<item><title>{t}</title><link>https://blog.example/{t}</link><guid>{t}</guid>" \
-    "<pubDate>Mon, 0{d} Nov 2026 10:00:00 +0000</pubDate><category>Feedcat</category></item>"  # fmt: skip
+ITEM = (
+    "<item><title>{t}</title><link>https://blog.example/{t}</link><guid>{t}</guid>"
+    "<pubDate>Mon, 0{d} Nov 2026 10:00:00 +0000</pubDate><category>Feedcat</category></item>"
+)
 
 
 async def test_feed_check_announces_what_is_new_once(
