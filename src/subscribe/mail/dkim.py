@@ -161,6 +161,15 @@ class DkimKey:
         return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
 
 
+@dataclass(frozen=True, slots=True)
+class Unsigned:
+    """A message's DKIM-Signature fields up to ``b=``, and what each key signs: plain
+    bytes, so the signing can happen in another process (``sending.render_process``)."""
+
+    fields: tuple[bytes, ...]
+    data: tuple[bytes, ...]
+
+
 class DkimSigner:
     """Adds one DKIM-Signature per key (RSA first, then the optional ed25519 one)."""
 
@@ -169,23 +178,33 @@ class DkimSigner:
 
     def sign(self, message: bytes) -> bytes:
         """The message with its signature headers in front (a CRLF message, unstuffed)."""
-        head, body = split_message(message)
-        return self.signature_headers(head, body_hash(canonical_body(body))) + message
+        return self.header(self.prepare_message(message)) + message
 
-    def signature_headers(self, header_block: bytes, bh: str, *, now: int | None = None) -> bytes:
-        """The DKIM-Signature fields for a message with these headers and body hash."""
+    def prepare_message(self, message: bytes) -> Unsigned:
+        head, body = split_message(message)
+        return self.prepare(head, body_hash(canonical_body(body)))
+
+    def prepare(self, header_block: bytes, bh: str, *, now: int | None = None) -> Unsigned:
+        """The signature fields for a message with these headers and body hash, unsigned."""
         signed = signed_header_data(header_block)
         timestamp = int(time.time()) if now is None else now
-        out = []
+        fields, data = [], []
         for key in self.keys:
-            # Folded before d= and h= and within b=; relaxed canonicalisation turns each
+            # Folded before s=, h=, bh= and within b=; relaxed canonicalisation turns each
             # fold into one space, which ``canonical_header`` of the same text sees too.
             field = (
                 f"DKIM-Signature: v=1; a={key.algorithm}; c=relaxed/relaxed; d={key.domain};"
                 f"\r\n\ts={key.selector}; t={timestamp};\r\n\th={_H_TAG};\r\n\tbh={bh};\r\n\tb="
             ).encode("ascii")
             name, _, value = field.partition(b":")
-            data = signed + canonical_header(name, value).removesuffix(b"\r\n")
+            fields.append(field)
+            data.append(signed + canonical_header(name, value).removesuffix(b"\r\n"))
+        return Unsigned(tuple(fields), tuple(data))
+
+    def header(self, unsigned: Unsigned) -> bytes:
+        """The finished DKIM-Signature fields, CRLF-terminated, to put in front."""
+        out = []
+        for key, field, data in zip(self.keys, unsigned.fields, unsigned.data, strict=True):
             signature = base64.b64encode(key.sign(data))
             lines = [signature[i : i + _FOLD] for i in range(0, len(signature), _FOLD)]
             out.append(field + b"\r\n\t".join(lines) + b"\r\n")

@@ -26,7 +26,7 @@ import jinja2
 from subscribe.config import Settings
 from subscribe.content import one_line
 
-from .dkim import body_hash, canonical_body, canonical_lines, split_message
+from .dkim import Unsigned, body_hash, canonical_body, canonical_lines, split_message
 from .dkim_keys import dkim_signer
 from .environment import make_environment
 from .headers import address_header, encode_header, message_id
@@ -230,32 +230,43 @@ class MessageBuilder:
         if compiled is None:
             return self._signed(self._full_message(recipient))
         values = self._values(recipient, field_values(recipient))
-        return self._signature(compiled, values) + compiled.message.fill(values)
+        message = compiled.message.fill(values)
+        if self._signer is None:
+            return message
+        return self._signer.header(self._prepare(compiled, values)) + message
 
     def build_wire(self, recipient: Recipient) -> bytes:
         """The whole message as DATA sends it: dot-stuffed, ending in the lone dot line."""
+        wire, unsigned = self.wire_parts(recipient)
+        if unsigned is None or self._signer is None:
+            return wire
+        return self._signer.header(unsigned) + wire
+
+    def wire_parts(self, recipient: Recipient) -> tuple[bytes, Unsigned | None]:
+        """The message in DATA's wire form without its DKIM-Signature fields, and what they
+        sign (None with DKIM off): the signature goes in front, as it is, once made."""
         compiled = self._variant(bool(recipient.name))
         if compiled is None:
-            return smtp_data(self._signed(self._full_message(recipient)))
+            message = self._full_message(recipient)
+            unsigned = self._signer.prepare_message(message) if self._signer else None
+            return smtp_data(message), unsigned
         # Headers never start a line with '.' (names, or folding whitespace): only the
-        # body fields need stuffing, and the signature goes in front as it is.
+        # body fields need stuffing.
         wire = compiled.wire.fill(self._values(recipient, field_values(recipient, stuffed=True)))
         if self._signer is None:
-            return wire
-        values = self._values(recipient, field_values(recipient))
-        return self._signature(compiled, values) + wire
+            return wire, None
+        return wire, self._prepare(compiled, self._values(recipient, field_values(recipient)))
 
     def _signed(self, message: bytes) -> bytes:
         return message if self._signer is None else self._signer.sign(message)
 
-    def _signature(self, compiled: _Compiled, values: dict[str, bytes]) -> bytes:
-        """The DKIM-Signature fields of a spliced message (b"" with DKIM off): the body
-        hash from the canonical layout, so only the fields are canonicalised here."""
-        if self._signer is None:
-            return b""
+    def _prepare(self, compiled: _Compiled, values: dict[str, bytes]) -> Unsigned:
+        """What a spliced message's signatures sign: the body hash from the canonical
+        layout, so only the per-reader fields are canonicalised here."""
+        assert self._signer is not None
         canonical = {name: canonical_lines(value) for name, value in values.items()}
         bh = body_hash(compiled.canonical_body.fill(canonical))
-        return self._signer.signature_headers(compiled.headers.fill(values), bh)
+        return self._signer.prepare(compiled.headers.fill(values), bh)
 
     def _values(self, recipient: Recipient, fields: dict[str, bytes]) -> dict[str, bytes]:
         fields["to"] = address_header("To", recipient.name, recipient.email)
