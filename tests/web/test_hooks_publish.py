@@ -133,6 +133,22 @@ async def test_ghost_payload_with_hmac_signature(
                                    ["News", "Ghost"])]  # fmt: skip
 
 
+async def test_ghost_own_signature_is_accepted(hook: httpx.AsyncClient, sqlite_url: str) -> None:
+    import hashlib
+    import hmac
+
+    body = json.dumps(GHOST).encode()
+    stamp = "1764590000000"
+    digest = hmac.new(SECRET.encode(), body + stamp.encode(), hashlib.sha256).hexdigest()
+    forged = {"X-Ghost-Signature": f"sha256={digest}, t=1764590000001"}
+    answer = await hook.post("/hooks/publish", content=body, headers=forged)
+    assert answer.status_code == 401  # the timestamp is signed too
+    headers = {"X-Ghost-Signature": f"sha256={digest}, t={stamp}"}
+    answer = await hook.post("/hooks/publish", content=body, headers=headers)
+    assert answer.status_code == 202, answer.text
+    assert [title for title, _, _ in posts_in(make_settings(sqlite_url))] == ["A Ghost post"]
+
+
 @pytest.mark.parametrize(
     "headers",
     [
@@ -142,8 +158,17 @@ async def test_ghost_payload_with_hmac_signature(
         {"X-Subscribe-Signature": "sha256=" + "0" * 64},
         {"X-Subscribe-Signature": sign(SECRET, b"another body")},
         {"X-Subscribe-Signature": "sha256=ünicode".encode()},
+        {"X-Ghost-Signature": "sha256=, t="},
     ],
-    ids=["none", "wrong-bearer", "basic", "zero-hmac", "hmac-of-other-body", "non-ascii"],
+    ids=[
+        "none",
+        "wrong-bearer",
+        "basic",
+        "zero-hmac",
+        "hmac-of-other-body",
+        "non-ascii",
+        "empty-ghost",
+    ],
 )
 async def test_forged_calls_are_401_and_change_nothing(
     hook: httpx.AsyncClient, sqlite_url: str, headers: dict[str, str | bytes]

@@ -41,9 +41,14 @@ SIGNATURE_PREFIX = "sha256="
 MAX_SUMMARY = 2000  # characters of excerpt in the email; the post itself is a click away
 
 
-def authenticated(secret: str, *, authorization: str, signature: str, body: bytes) -> bool:
-    """``Authorization: Bearer SECRET`` or ``X-Subscribe-Signature: sha256=HEX`` (HMAC-SHA256
-    of the raw body under the secret); both compared in constant time."""
+def authenticated(
+    secret: str, *, authorization: str, signature: str, body: bytes, ghost_signature: str = ""
+) -> bool:
+    """``Authorization: Bearer SECRET``, ``X-Subscribe-Signature: sha256=HEX`` (HMAC-SHA256
+    of the raw body under the secret), or Ghost's own ``X-Ghost-Signature: sha256=HEX,
+    t=MILLISECONDS`` (HMAC of the body followed by t), so a Ghost webhook given the secret
+    can call us directly. All compared in constant time. A replayed call can only name a
+    post again, which is announced once."""
     if not secret:
         return False
     key = secret.encode("utf-8")
@@ -51,13 +56,26 @@ def authenticated(secret: str, *, authorization: str, signature: str, body: byte
     bearer = scheme.lower() == "bearer" and bool(token)
     if bearer and hmac.compare_digest(token.strip().encode("utf-8"), key):
         return True
-    given = signature.strip()
-    if given.lower().startswith(SIGNATURE_PREFIX):
-        expected = hmac.new(key, body, hashlib.sha256).hexdigest()
-        # Non-hex (or non-ASCII) input simply fails the comparison, never raises.
-        offered = given[len(SIGNATURE_PREFIX) :].lower().encode("utf-8", "replace")
-        return hmac.compare_digest(offered, expected.encode())
-    return False
+    if _hmac_matches(key, body, signature):
+        return True
+    parts = dict(p.strip().partition("=")[::2] for p in ghost_signature.split(","))
+    stamp = parts.get("t", "")
+    return stamp.isdigit() and _hmac_matches(
+        key, body + stamp.encode(), parts.get("sha256", ""), bare=True
+    )
+
+
+def _hmac_matches(key: bytes, message: bytes, offered: str, *, bare: bool = False) -> bool:
+    offered = offered.strip()
+    if not bare:
+        if not offered.lower().startswith(SIGNATURE_PREFIX):
+            return False
+        offered = offered[len(SIGNATURE_PREFIX) :]
+    if not offered:
+        return False
+    expected = hmac.new(key, message, hashlib.sha256).hexdigest().encode()
+    # Non-hex (or non-ASCII) input simply fails the comparison, never raises.
+    return hmac.compare_digest(offered.lower().encode("utf-8", "replace"), expected)
 
 
 def sign(secret: str, body: bytes) -> str:

@@ -1,11 +1,12 @@
 """``POST /hooks/publish``: a blog says a post went live; we announce it and send it.
 
 Off (404) unless ``SUBSCRIBE_WEBHOOK_SECRET`` is set. The caller proves it knows the secret
-with ``Authorization: Bearer SECRET`` or ``X-Subscribe-Signature: sha256=HEX`` (HMAC of
-the raw body); anything else is 401 and changes nothing. The answer is 202 once the post
-is stored with its deliveries: the in-process sender (``Outbox``) sends them after the
-response, and its poll retries what the relay deferred. The same post again is 200 with
-nothing new queued. Every refusal is JSON with a one-line ``error``.
+with ``Authorization: Bearer SECRET``, ``X-Subscribe-Signature: sha256=HEX`` (HMAC of
+the raw body) or Ghost's ``X-Ghost-Signature``; anything else is 401 and changes nothing.
+The answer is 202 once the post is stored with its deliveries: the in-process sender
+(``Outbox``) sends them after the response, and its poll retries what the relay
+deferred. The same post again is 200 with nothing new queued. Every refusal is JSON
+with a one-line ``error``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ async def publish_hook(request: Request, ctx: Ctx) -> JSONResponse:
         secret,
         authorization=request.headers.get("authorization", ""),
         signature=request.headers.get("x-subscribe-signature", ""),
+        ghost_signature=request.headers.get("x-ghost-signature", ""),
         body=body,
     ):
         return _error(401, "missing or wrong credentials for this hook")
