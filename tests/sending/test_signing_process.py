@@ -62,28 +62,31 @@ async def render_all(renderer: SigningRenderer | InlineRenderer, batches: int) -
     return wires
 
 
-def test_the_signing_process_signs_its_share(tmp_path: Path, key: Path, dns: DNSTestServer) -> None:
+@pytest.fixture
+def renderer(tmp_path: Path, key: Path) -> Iterator[SigningRenderer]:
     settings = make_settings(
         f"sqlite:///{tmp_path / 's.db'}", dkim_selector="s1", dkim_private_key_file=str(key)
     )
     renderer = started(SigningRenderer(settings, tokens_for(settings)))
-    try:
-        wires = asyncio.run(render_all(renderer, 4))
-        assert renderer._ready and not renderer._broken
-    finally:
-        renderer.close()
-    assert len(wires) == 4 * renderer.batch
+    yield renderer
+    renderer.close()
+
+
+def assert_verified(wires: list[bytes], dns: DNSTestServer) -> None:
     for wire in wires:
         assert dkim.verify(smtp_unstuff(wire), dnsfunc=dns.txt)
 
 
+def test_the_signing_process_signs_its_share(renderer: SigningRenderer, dns: DNSTestServer) -> None:
+    wires = asyncio.run(render_all(renderer, 4))
+    assert renderer._ready and not renderer._broken
+    assert len(wires) == 4 * renderer.batch
+    assert_verified(wires, dns)
+
+
 def test_a_killed_signing_process_leaves_the_signing_here(
-    tmp_path: Path, key: Path, dns: DNSTestServer
+    renderer: SigningRenderer, dns: DNSTestServer
 ) -> None:
-    settings = make_settings(
-        f"sqlite:///{tmp_path / 's.db'}", dkim_selector="s1", dkim_private_key_file=str(key)
-    )
-    renderer = started(SigningRenderer(settings, tokens_for(settings)))
 
     async def run() -> list[bytes]:
         first = await render_all(renderer, 1)
@@ -91,14 +94,10 @@ def test_a_killed_signing_process_leaves_the_signing_here(
         renderer._process.join(10)
         return first + await render_all(renderer, 2)
 
-    try:
-        wires = asyncio.run(run())
-        assert renderer._broken
-    finally:
-        renderer.close()
+    wires = asyncio.run(run())
+    assert renderer._broken
     assert len(wires) == 3 * renderer.batch
-    for wire in wires:
-        assert dkim.verify(smtp_unstuff(wire), dnsfunc=dns.txt)
+    assert_verified(wires, dns)
 
 
 def test_a_signing_process_only_for_signed_runs_big_enough(

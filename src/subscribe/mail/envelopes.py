@@ -119,41 +119,24 @@ class EnvelopeFactory:
             self._builders[post.id] = (post_builder(self._settings, post), post.key)
 
     def render(self, items: list[RenderItem]) -> list[RenderedItem]:
-        return [self.render_one(*item) for item in items]
+        return [self.render_one(item) for item in items]
 
     def render_unsigned(
         self, items: list[RenderItem]
     ) -> list[tuple[RenderedItem, Unsigned | None]]:
         """The items rendered without their DKIM-Signature fields, and what those sign: the
         caller has the signatures made (in another process) and puts them in front."""
-        return [self._render(*item) for item in items]
+        return [self._render(item) for item in items]
 
-    def render_one(
-        self,
-        delivery_id: int,
-        post_id: int,
-        subscriber_id: int,
-        email: str,
-        email_key: str,
-        name: str,
-    ) -> RenderedItem:
-        rendered, unsigned = self._render(
-            delivery_id, post_id, subscriber_id, email, email_key, name
-        )
+    def render_one(self, item: RenderItem) -> RenderedItem:
+        rendered, unsigned = self._render(item)
         if unsigned is None or self.signer is None:
             return rendered
         return_path, recipient, wire, mid = rendered
         return return_path, recipient, self.signer.header(unsigned) + wire, mid
 
-    def _render(
-        self,
-        delivery_id: int,
-        post_id: int,
-        subscriber_id: int,
-        email: str,
-        email_key: str,
-        name: str,
-    ) -> tuple[RenderedItem, Unsigned | None]:
+    def _render(self, item: RenderItem) -> tuple[RenderedItem, Unsigned | None]:
+        delivery_id, post_id, subscriber_id, email, email_key, name = item
         builder, post_key = self._builders[post_id]
         mid = message_id(self._mail_domain, post_key=post_key, subscriber_id=subscriber_id)
         token = self._tokens.unsubscribe_token(subscriber_id, email_key)
