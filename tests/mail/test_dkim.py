@@ -80,6 +80,7 @@ def signatures(message: bytes) -> list[dict[str, str]]:
     for field in fields:
         tags = dict(t.strip().split("=", 1) for t in field.split(";") if "=" in t)
         out.append({k: "".join(v.split()) for k, v in tags.items()})
+        assert all(len(line) <= 78 for line in field.split("\r\n")), field
     return out
 
 

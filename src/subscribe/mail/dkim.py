@@ -44,10 +44,11 @@ SIGNED_HEADERS = (
     "List-Unsubscribe-Post",
     "From",  # once more: no second From can be added (see the module's docstring)
 )
-_H_TAG = ":".join(SIGNED_HEADERS)
+# Folded after Content-Type, so that no line passes 78 characters (FWS may follow a ':').
+_H_TAG = ":".join(SIGNED_HEADERS[:7]) + ":\r\n\t " + ":".join(SIGNED_HEADERS[7:])
 _LOWER_SIGNED = tuple(name.lower().encode("ascii") for name in SIGNED_HEADERS)
 _WSP_RUN = re.compile(rb"[ \t]+")
-_FOLD = 76  # characters per line of the folded b= value
+_FOLD = 74  # characters of b= per line: with the tab and "b=", 77
 
 PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
