@@ -248,3 +248,27 @@ async def test_feed_check_without_a_feed_is_422(sqlite_url: str, smtp_server: SM
         async with asgi_client(app) as client:
             answer = await client.post("/hooks/publish", json={"feed": True}, headers=bearer())
     assert answer.status_code == 422 and "SUBSCRIBE_FEED_URL" in answer.json()["error"]
+
+
+async def test_a_ghost_post_is_not_announced_again_by_its_feed(
+    sqlite_url: str, smtp_server: SMTPServer, tmp_path: Path
+) -> None:
+    """Ghost's RSS names a post by its id (the GUID): the hook keys the post by it too."""
+    current = GHOST["post"]["current"]
+    feed = tmp_path / "feed.xml"
+    feed.write_text(
+        FEED.format(
+            items=f"<item><title>{current['title']}</title><link>{current['url']}</link>"
+            f'<guid isPermaLink="false">{current["id"]}</guid></item>'
+        )
+    )
+    settings = hook_settings(sqlite_url, smtp_server, feed_url=str(feed))
+    with open_app(settings) as app:
+        async with asgi_client(app) as client:
+            hooked = await client.post("/hooks/publish", json=GHOST, headers=bearer())
+            assert hooked.status_code == 202
+            again = await client.post("/hooks/publish", json={"feed": True}, headers=bearer())
+            assert again.status_code == 200 and again.json()["status"] == "already announced"
+        await app.state.web.outbox.flush()
+    assert len(posts_in(settings)) == 1
+    assert sorted(r for m in smtp_server.messages for r in m.rcpt_tos) == READERS

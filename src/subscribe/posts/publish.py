@@ -170,15 +170,15 @@ def _generic_spec(data: Mapping[str, Any]) -> PostSpec:
 
 
 def _ghost_spec(current: Mapping[str, Any]) -> PostSpec:
-    """Ghost's post: keyed by its URL, as its RSS feed's GUID-less readers know it, so the
-    hook and a cron feed run name the same post."""
+    """Ghost's post, keyed by its id, which is also the GUID of the post in Ghost's RSS
+    feed: the hook and a cron `notify --feed` run name the same post."""
     spec = _spec(
         _text(current, "title", required=True),
         _text(current, "url", required=True),
         _text(current, "custom_excerpt") or _text(current, "excerpt"),
         _names(current.get("tags"), "tags", key="name"),
         _image(_text(current, "feature_image"), "'feature_image'"),
-        "",
+        _text(current, "id"),
     )
     published = _text(current, "published_at")
     if published:
