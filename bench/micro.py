@@ -21,7 +21,7 @@ from pathlib import Path
 from harness import SITE, machine, machine_line, write_post
 
 from subscribe.config import load_settings
-from subscribe.db import store
+from subscribe.db import bulk, store
 from subscribe.db.models import DeliveryStatus, utcnow
 from subscribe.mail.envelopes import post_builder
 from subscribe.mail.render import Recipient, message_id, smtp_data
@@ -95,7 +95,7 @@ def measure_all(work: Path, n: int, *, smoke: bool) -> list[tuple[str, float]]:
     engine = store.open_store(settings.database_url)
     count = 4000 if not smoke else 400
     with engine.begin() as connection:
-        store.insert_subscribers(
+        bulk.insert_subscribers(
             connection,
             rows=[
                 {

@@ -92,7 +92,7 @@ def main() -> int:
         # 1. import
         big_env = child_env(database_url=db_url(ws.path("big.db")), **settings)
         imported = import_subscribers(big_csv, big_env, ws.dir)
-        if f"imported {args.readers}," not in imported.stdout:
+        if f"imported {args.readers} " not in imported.stdout:
             raise BenchError(f"import did not take every row:\n{imported.stdout}")
         print(
             f"million: import of {args.readers} rows {imported.wall:.1f} s "

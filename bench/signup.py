@@ -9,7 +9,9 @@ behind a trusted proxy, each request forwarded for a client address of its own, 
 (16), each posting unique addresses one after the other. Afterwards every sign-up must be
 stored and every confirmation delivered (the ledger says sent, the sink got each once).
 
-    uv run python bench/signup.py [--requests 5000] [--clients 16] [--smoke]
+    uv run python bench/signup.py [--requests 5000] [--clients 16] [--postgres] [--smoke]
+
+``--postgres`` runs both again on a throwaway PostgreSQL server (tests/pgserver.py).
 """
 
 from __future__ import annotations
@@ -18,16 +20,18 @@ import argparse
 import asyncio
 import os
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 from urllib.parse import quote
 
+import sqlalchemy as sa
 from harness import Workspace, child_env, common_arguments, figure, log, machine, machine_line
 from tools import BENCH, free_port
+
+sys.path.insert(0, str(BENCH.parent / "tests"))
+from pgserver import start_postgres
 
 TARGET_RATIO = 0.3
 TARGET_P99_MS = 250.0
@@ -103,12 +107,16 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def _count(db: Path, query: str) -> int:
-    with sqlite3.connect(db) as connection:
-        return int(connection.execute(query).fetchone()[0])
+def _count(url: str, query: str) -> int:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.exec_driver_sql(query).scalar_one())
+    finally:
+        engine.dispose()
 
 
-def run_ours(work: Workspace, addresses: list[str], clients: int) -> dict[str, float]:
+def run_ours(work: Workspace, addresses: list[str], clients: int, url: str) -> dict[str, float]:
     sink_port, web_port = free_port(), free_port()
     arrivals = work.path("arrivals.txt")
     sink = subprocess.Popen(
@@ -121,9 +129,9 @@ def run_ours(work: Workspace, addresses: list[str], clients: int) -> dict[str, f
             str(arrivals),
         ]
     )
-    db = work.path("subscribe.db")
+    db = url
     env = child_env(
-        database_url=f"sqlite:///{db}",
+        database_url=url,
         smtp_host="127.0.0.1",
         smtp_port=sink_port,
         smtp_security="none",
@@ -147,7 +155,11 @@ def run_ours(work: Workspace, addresses: list[str], clients: int) -> dict[str, f
     )
     try:
         _wait_http(web_port, serve)
+        spy = _profile(serve.pid, work) if os.environ.get("SIGNUP_PROFILE") else None
         elapsed, latencies = _load(web_port, addresses, clients)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
+            spy.wait(timeout=60)
         log(f"subscribe serve: {len(addresses)} sign-ups answered in {elapsed:.1f} s")
         deadline = time.monotonic() + 120
         sent = 0
@@ -174,9 +186,28 @@ def run_ours(work: Workspace, addresses: list[str], clients: int) -> dict[str, f
     return {"rate": len(addresses) / elapsed, **_latency(latencies)}
 
 
-def run_baseline(work: Workspace, addresses: list[str], clients: int) -> dict[str, float]:
+def _profile(pid: int, work: Workspace) -> subprocess.Popen[bytes]:
+    """py-spy on the serve process while the load runs (SIGNUP_PROFILE=FILE)."""
+    out = os.environ["SIGNUP_PROFILE"]
+    command = [
+        "uvx",
+        "py-spy",
+        "record",
+        "--nonblocking",
+        "--pid",
+        str(pid),
+        "-f",
+        "raw",
+        "-r",
+        "100",
+    ]
+    command += ["-o", out]
+    return subprocess.Popen(command, cwd=work.dir)
+
+
+def run_baseline(work: Workspace, addresses: list[str], clients: int, url: str) -> dict[str, float]:
     port = free_port()
-    db = work.path("baseline.db")
+    db = url
     server = subprocess.Popen(
         [
             sys.executable,
@@ -184,7 +215,7 @@ def run_baseline(work: Workspace, addresses: list[str], clients: int) -> dict[st
             "--port",
             str(port),
             "--database",
-            str(db),
+            url.removeprefix("sqlite:///"),
         ],
         env=child_env(),
     )
@@ -207,25 +238,23 @@ def _latency(latencies: list[float]) -> dict[str, float]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    common_arguments(parser)
-    parser.add_argument("--requests", type=int, default=5000)
-    parser.add_argument("--clients", type=int, default=16)
-    args = parser.parse_args()
-    requests = 200 if args.smoke else args.requests
-    print(machine_line(machine()))
-    with Workspace("signup", keep=args.keep) as work:
-        run = time.strftime("%H%M%S")
-        ours = run_ours(
-            work, [f"s{run}-{n:06d}@example.org" for n in range(requests)], args.clients
-        )
-        base = run_baseline(
-            work, [f"b{run}-{n:06d}@example.org" for n in range(requests)], args.clients
-        )
+def _sqlite_urls(work: Workspace) -> tuple[str, str]:
+    return f"sqlite:///{work.path('subscribe.db')}", f"sqlite:///{work.path('baseline.db')}"
+
+
+def compare(
+    work: Workspace, database: str, requests: int, clients: int, ours_url: str, base_url: str
+) -> None:
+    run = time.strftime("%H%M%S")
+    ours = run_ours(
+        work, [f"s{run}-{n:06d}@example.org" for n in range(requests)], clients, ours_url
+    )
+    base = run_baseline(
+        work, [f"b{run}-{n:06d}@example.org" for n in range(requests)], clients, base_url
+    )
     print(
         figure(
-            f"signup, SQLite, {args.clients} clients",
+            f"signup, {database}, {clients} clients",
             "subscribe serve",
             ours["rate"],
             "baseline",
@@ -236,11 +265,31 @@ def main() -> None:
     )
     verdict = "met" if ours["p99_ms"] < TARGET_P99_MS else "NOT met"
     print(
-        f"signup, SQLite: p50 {ours['p50_ms']:.0f} ms, p99 {ours['p99_ms']:.0f} ms "
+        f"signup, {database}: p50 {ours['p50_ms']:.0f} ms, p99 {ours['p99_ms']:.0f} ms "
         f"(baseline p50 {base['p50_ms']:.0f} ms, p99 {base['p99_ms']:.0f} ms) "
         f"(target p99 < {TARGET_P99_MS:.0f} ms) [{verdict}]"
     )
     print(f"  every sign-up stored, every confirmation delivered once: {requests} of {requests}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common_arguments(parser)
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--postgres", action="store_true", help="also on PostgreSQL")
+    args = parser.parse_args()
+    requests = 200 if args.smoke else args.requests
+    print(machine_line(machine()))
+    with Workspace("signup", keep=args.keep) as work:
+        compare(work, "SQLite", requests, args.clients, *_sqlite_urls(work))
+        if args.postgres:
+            server = start_postgres(work.dir)
+            try:
+                ours, base = server.create_database("ours"), server.create_database("base")
+                compare(work, "PostgreSQL", requests, args.clients, ours, base)
+            finally:
+                server.stop()
     os.environ.pop("SUBSCRIBE_SECRET_KEY", None)
 
 

@@ -1,10 +1,12 @@
 """The sign-up baseline of ``signup.py``: the same stack doing one INSERT per request.
 
-FastAPI + uvicorn + SQLAlchemy on a SQLite file in WAL mode: ``POST /subscribe`` reads the
-form's ``email`` and inserts it, nothing else (no validation, no email, no rate limit). What
-``subscribe serve`` does on top of that is what the ratio measures.
+FastAPI + uvicorn + SQLAlchemy on a SQLite file in WAL mode (or a PostgreSQL database):
+``POST /subscribe`` reads the form's ``email`` and inserts it, nothing else (no validation,
+no email, no rate limit). What ``subscribe serve`` does on top of that is what the ratio
+measures.
 
     python bench/signup_baseline.py --port 8001 --database /tmp/baseline.db
+    python bench/signup_baseline.py --port 8001 --database postgresql+psycopg://...
 """
 
 from __future__ import annotations
@@ -19,14 +21,19 @@ from starlette.concurrency import run_in_threadpool
 
 
 def make_app(database: str) -> FastAPI:
-    engine = sa.create_engine(f"sqlite:///{database}", connect_args={"check_same_thread": False})
+    if "://" in database:
+        engine = sa.create_engine(database, pool_size=20)
+    else:
+        engine = sa.create_engine(
+            f"sqlite:///{database}", connect_args={"check_same_thread": False}
+        )
 
-    @sa.event.listens_for(engine, "connect")
-    def _wal(dbapi_connection: object, _record: object) -> None:
-        cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
+        @sa.event.listens_for(engine, "connect")
+        def _wal(dbapi_connection: object, _record: object) -> None:
+            cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
 
     metadata = sa.MetaData()
     table = sa.Table(

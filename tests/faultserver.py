@@ -484,7 +484,7 @@ def self_signed_context(folder: Path) -> ssl.SSLContext | None:
 
 def seed_subscribers(engine: Any, count: int, *, start: int = 0) -> list[str]:
     """``count`` confirmed subscribers r<N>@example.org, inserted in one executemany."""
-    from subscribe.db import store
+    from subscribe.db import bulk
     from subscribe.db.models import utcnow
 
     now = utcnow()
@@ -508,7 +508,7 @@ def seed_subscribers(engine: Any, count: int, *, start: int = 0) -> list[str]:
         for email in emails
     ]
     with engine.begin() as connection:
-        store.insert_subscribers(connection, rows=rows)
+        bulk.insert_subscribers(connection, rows=rows)
     return emails
 
 

@@ -61,6 +61,7 @@ FIGURES: dict[tuple[str, ...], list[str]] = {
         "workers, PostgreSQL, 4 connections in all",
         "workers: exactly once, 2 workers into recsink: 300 readers received",
     ],
+    ("imports.py",): ["machine:", "mailchimp import of 2000 rows:"],
     ("startup.py",): ["startup, subscribe --help:", "startup, subscribe stats:"],
     ("signup.py",): [
         "machine:",

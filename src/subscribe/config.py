@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     bounce_imap_password: SecretStr = SecretStr("")
     bounce_imap_folder: str = "INBOX"
 
+    # Digests go out at this local hour (weekly ones on this weekday) in this time zone.
+    digest_hour: int = Field(default=8, ge=0, le=23)
+    digest_weekday: Literal[
+        "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"
+    ] = "monday"
+    timezone: str = "UTC"
+    categories: str = ""  # what readers may choose; empty: the categories seen on posts
+    form_choices: str = ""  # "cadence,categories": what the subscribe form offers
     # DKIM: on when a selector and an RSA key file are set. The domain is MAIL_FROM's
     # unless DKIM_DOMAIN names another (it must align with From for DMARC).
     dkim_selector: str = ""
@@ -125,6 +133,30 @@ class Settings(BaseSettings):
             host, _, port = value.rpartition(":")
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:53")
+        return value
+
+    @field_validator("digest_weekday", mode="before")
+    @classmethod
+    def _weekday_lowercase(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. UTC, Europe/Berlin)") from None
+        return value
+
+    @field_validator("form_choices")
+    @classmethod
+    def _known_choices(cls, value: str) -> str:
+        unknown = set(_split(value)) - {"cadence", "categories"}
+        if unknown:
+            raise ValueError(f"unknown choice {sorted(unknown)[0]!r}: use cadence,categories")
         return value
 
     @field_validator(
@@ -193,8 +225,20 @@ class Settings(BaseSettings):
         return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
     @property
+    def category_list(self) -> list[str]:
+        return list(dict.fromkeys(_split(self.categories)))
+
+    @property
+    def form_choice_set(self) -> frozenset[str]:
+        return frozenset(_split(self.form_choices))
+
+    @property
     def blocked_domain_list(self) -> list[str]:
         return [d.strip().lower() for d in self.blocked_domains.split(",") if d.strip()]
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -5,6 +5,7 @@
     ├── InvalidAddress             an address that cannot receive mail
     ├── SuppressedAddress          an erased address that may only come back through the web form
     ├── NotFound                   no subscriber / post with that key
+    ├── InvalidChoice              a cadence or category that is not on offer
     ├── SourceError                a post source (flags, Markdown file, feed) that cannot be read
     ├── ImportFileError            a CSV file that cannot be read as a subscriber list
     ├── TokenError                 a link token that cannot be used
@@ -44,6 +45,10 @@ class SuppressedAddress(SubscribeError):
 
 class NotFound(SubscribeError):
     pass
+
+
+class InvalidChoice(SubscribeError):
+    """A cadence or category that is not on offer."""
 
 
 class SourceError(SubscribeError):

@@ -340,3 +340,23 @@ def test_unusable_key_is_one_line_before_anything_is_sent(
     assert len(lines) == 1 and "SUBSCRIBE_DKIM" in lines[0], result.output
     assert "Traceback" not in result.output
     assert smtp_server.messages == []
+
+
+def test_a_digest_arrives_signed(
+    dkim_settings: Settings, smtp_server: SMTPServer, dns: DNSTestServer
+) -> None:
+    from datetime import timedelta
+
+    from posts.test_digests import MONDAY_9, _digest, _post, _reader
+
+    from subscribe.db.models import Cadence
+
+    engine = store.open_store(dkim_settings.database_url)
+    try:
+        _reader(engine, dkim_settings, "daily@example.org", cadence=Cadence.DAILY, at=MONDAY_9)
+        _post(engine, "one", at=MONDAY_9 + timedelta(hours=1))
+        assert _digest(engine, dkim_settings, MONDAY_9 + timedelta(days=1)) == 1
+    finally:
+        engine.dispose()
+    (received,) = [m for m in smtp_server.messages if m.rcpt_tos == ["daily@example.org"]]
+    assert_signed(received.data, dns)

@@ -20,7 +20,7 @@ from subscribe.posts.announce import register_post
 from subscribe.posts.sources import from_flags
 from subscribe.readers import subscribers
 from subscribe.readers.tokens import tokens_for
-from subscribe.sending import ledger
+from subscribe.sending import tallies
 from subscribe.sending.sender import smtp_sender_factory
 from subscribe.sending.transactional import deliver_due_messages
 
@@ -82,7 +82,7 @@ def test_notify_from_flags_reaches_exactly_the_confirmed(
     assert again.exit_code == 0
     assert "resuming: Hello (0 queued)" in again.stdout and "sent 0" in again.stdout
     assert len(smtp_server.messages) == before + 3  # nothing twice
-    [counts] = ledger.counts_by_post(engine).values()
+    [counts] = tallies.counts_by_post(engine).values()
     assert counts["sent"] == 3
 
 
@@ -199,7 +199,7 @@ def test_dry_run_sends_and_stores_nothing(
         and "List-Unsubscribe: <http://testserver/unsubscribe/" in result.stdout
     )
     assert len(smtp_server.messages) == before
-    assert ledger.counts_by_post(engine) == {}
+    assert tallies.counts_by_post(engine) == {}
 
 
 def test_notify_without_yes_asks_on_a_terminal_only(readers: list[str]) -> None:
@@ -236,7 +236,7 @@ def test_server_down_then_up(
     down = run("notify", "--title", "Down", "--url", "https://blog.example/down", "--yes")
     assert down.exit_code == 1
     assert "cannot reach the relay" in down.stderr and "3 deliveries stay queued" in down.stderr
-    [counts] = ledger.counts_by_post(engine).values()
+    [counts] = tallies.counts_by_post(engine).values()
     assert counts["queued"] == 3 and counts["sent"] == 0
     server.start()
     try:

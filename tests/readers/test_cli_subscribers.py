@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
 from subscribe.config import Settings
-from subscribe.db import store
+from subscribe.db import bulk, store
 from subscribe.db.models import Subscriber, SubscriberStatus, utcnow
 from subscribe.readers import subscribers
 from subscribe.readers.tokens import Tokens
@@ -151,7 +151,7 @@ def test_keyset_listing_walks_every_page(settings: Settings, engine: Engine) -> 
             }
             for i in range(2500)
         ]
-        store.insert_subscribers(connection, rows=rows)
+        bulk.insert_subscribers(connection, rows=rows)
     with Session(engine) as session:
         seen = [s.email for s in store.iter_subscribers(session, page_size=1000)]
     assert len(seen) == 2500 and len(set(seen)) == 2500

@@ -27,7 +27,7 @@ from subscribe.db import store
 from subscribe.db.models import utcnow
 from subscribe.errors import ConfigError
 from subscribe.readers.tokens import tokens_for
-from subscribe.sending import leases, ledger, runs
+from subscribe.sending import leases, ledger, runs, tallies
 from subscribe.sending.leases import Owner
 from subscribe.sending.report import RunReport
 from subscribe.sending.sender import smtp_sender_factory
@@ -53,7 +53,7 @@ def _send(engine: sa.Engine, settings: Settings) -> RunReport:
 
 
 def _states(engine: sa.Engine, post_id: int) -> dict[str, int]:
-    counts = ledger.counts_by_post(engine, post_id=post_id)[post_id]
+    counts = tallies.counts_by_post(engine, post_id=post_id)[post_id]
     return {state: n for state, n in counts.items() if n}
 
 

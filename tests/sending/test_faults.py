@@ -56,7 +56,7 @@ from subscribe.errors import (
     TransientDeliveryError,
 )
 from subscribe.readers.tokens import tokens_for
-from subscribe.sending import ledger, runs
+from subscribe.sending import ledger, runs, tallies
 from subscribe.sending.report import RunReport
 from subscribe.sending.sender import Envelope, NextEnvelope, SMTPSender, smtp_sender_factory
 
@@ -119,7 +119,7 @@ class Rig:
             return {row.email: Row(*row[1:]) for row in connection.execute(query)}
 
     def counts(self) -> dict[str, int]:
-        counts = ledger.counts_by_post(self.engine, post_id=self.post_id)[self.post_id]
+        counts = tallies.counts_by_post(self.engine, post_id=self.post_id)[self.post_id]
         return {state: n for state, n in counts.items() if n}
 
     def close(self) -> None:
@@ -308,7 +308,7 @@ def test_relay_down_with_a_long_queue_still_ends_the_run(sqlite_url: str) -> Non
     assert_one_line_error(done.stderr, "cannot reach the relay")
     engine = store.open_store(sqlite_url)
     try:
-        assert ledger.counts_by_post(engine)[post_id]["queued"] == 30
+        assert tallies.counts_by_post(engine)[post_id]["queued"] == 30
     finally:
         engine.dispose()
 

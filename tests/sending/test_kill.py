@@ -29,7 +29,7 @@ from conftest import make_settings
 from faultserver import FaultServer, announce_post, seed_subscribers, settings_env
 
 from subscribe.db import store
-from subscribe.sending import ledger
+from subscribe.sending import tallies
 
 KILLS = 5
 SUBSCRIBERS = 2000
@@ -128,7 +128,7 @@ def test_sigkill_at_random_moments_then_resume_sends_everyone_once(
 
     engine = store.open_store(database_url)
     try:
-        states = ledger.counts_by_post(engine, post_id=post_id)[post_id]
+        states = tallies.counts_by_post(engine, post_id=post_id)[post_id]
     finally:
         engine.dispose()
 

@@ -13,7 +13,7 @@ from subscribe.content import PostSpec
 from subscribe.db.models import utcnow
 from subscribe.posts import campaign
 from subscribe.readers import subscribers
-from subscribe.sending import ledger
+from subscribe.sending import tallies
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +46,7 @@ def test_daily_limit_stops_cleanly_and_the_next_run_continues(
     assert sorted(r for m in smtp_server.messages for r in m.rcpt_tos) == [
         f"r{n}@example.org" for n in range(5)
     ]
-    [counts] = ledger.counts_by_post(engine).values()
+    [counts] = tallies.counts_by_post(engine).values()
     assert counts["sent"] == 5 and counts["queued"] == 0
 
 

@@ -8,99 +8,31 @@ welcome email. Every page is photographed at phone and desktop widths into
 
 from __future__ import annotations
 
-import importlib.util
-import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import make_settings, require_service
+from browsertools import PHONE, Camera, browser, mailbox, open_message  # noqa: F401
+from conftest import make_settings
 from fastapi import FastAPI
 from itsdangerous import TimestampSigner
 from sqlmodel import Session
-from webserver import running_server, screenshot_dir, wait_for
+from webserver import running_server, wait_for
 
 from subscribe.db import store
 from subscribe.db.models import SubscriberStatus
-from subscribe.devmail import DevMailbox, start_dev_mailbox
+from subscribe.devmail import DevMailbox
 from subscribe.readers.tokens import tokens_for
 from subscribe.web import create_app
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page, ViewportSize
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-PHONE: ViewportSize = {"width": 375, "height": 740}
-DESKTOP: ViewportSize = {"width": 1280, "height": 800}
-
-
-def _missing_browser() -> str | None:
-    if not Path(CHROMIUM).exists():
-        return f"{CHROMIUM} is not installed (apt-get install chromium)"
-    if importlib.util.find_spec("playwright") is None:
-        return "the playwright package is not installed"
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    require_service(_missing_browser())
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def mailbox(tmp_path: Path) -> Iterator[DevMailbox]:
-    box = start_dev_mailbox(tmp_path / "mailbox")
-    yield box
-    box.stop()
-
-
-class Camera:
-    """Photographs the current page at both widths and checks the phone layout."""
-
-    def __init__(self, page: Page) -> None:
-        self.page = page
-        self.folder = screenshot_dir()
-        self.taken: list[str] = []
-
-    def shoot(self, name: str) -> None:
-        page = self.page
-        page.set_viewport_size(PHONE)
-        page.screenshot(path=self.folder / f"{name}-phone.png", full_page=True)
-        scroll_width = page.evaluate("document.documentElement.scrollWidth")
-        assert scroll_width <= PHONE["width"], f"{name}: scrolls sideways at 375 px"
-        page.set_viewport_size(DESKTOP)
-        page.screenshot(path=self.folder / f"{name}-desktop.png", full_page=True)
-        page.set_viewport_size(PHONE)
-        self.taken.append(name)
-
-
-def open_message(page: Page, base_url: str, subject: str) -> None:
-    page.goto(f"{base_url}/dev/mailbox")
-    page.get_by_role("link", name=subject).first.click()
-    page.wait_for_url(re.compile(r"/dev/mailbox/.+\.eml$"))
+    from playwright.sync_api import Browser
 
 
 def test_subscribe_confirm_unsubscribe_in_a_browser(
-    browser: Browser, mailbox: DevMailbox, sqlite_url: str
+    browser: Browser,  # noqa: F811
+    mailbox: DevMailbox,  # noqa: F811
+    sqlite_url: str,
 ) -> None:
     apps: list[FastAPI] = []
 

@@ -92,12 +92,14 @@ def _unlisted_recipient(
     from subscribe.mail.render import Recipient, message_id
     from subscribe.readers.tokens import tokens_for
 
-    token = tokens_for(settings).unsubscribe_token(0, key)
+    tokens = tokens_for(settings)
+    token = tokens.unsubscribe_token(0, key)
     return Recipient(
         email=email,
         name=name,
         unsubscribe_url=f"{settings.base_url}/unsubscribe/{token}",
         message_id=message_id(settings.mail_domain, post_key=post_key, subscriber_id=0),
+        preferences_url=f"{settings.base_url}/preferences/{tokens.preferences_token(0, key)}",
     )
 
 

@@ -109,21 +109,26 @@ class StatusChoice(StrEnum):
 def list_(
     status: Annotated[StatusChoice | None, typer.Option(help="Only this status.")] = None,
 ) -> None:
-    """List subscribers, one per line: email, status, name.
+    """List subscribers, one per line: email, status, name, cadence, categories.
 
     Example:
 
     \b
       subscribe list --status confirmed
     """
-    from subscribe.db import store
+    from subscribe.db import bulk, store
     from subscribe.db.models import SubscriberStatus
 
     settings = _settings()
     with _session(settings) as session:
         wanted = SubscriberStatus(status.value) if status else None
+        chosen = bulk.categories_by_reader(session)
         for subscriber in store.iter_subscribers(session, status=wanted):
-            typer.echo(f"{subscriber.email}\t{subscriber.status}\t{subscriber.name}")
+            categories = ",".join(chosen.get(subscriber.id or 0, ()))
+            typer.echo(
+                f"{subscriber.email}\t{subscriber.status}\t{subscriber.name}"
+                f"\t{subscriber.cadence}\t{categories}"
+            )
 
 
 @app.command()
@@ -138,7 +143,7 @@ def stats() -> None:
     from sqlmodel import Session
 
     from subscribe.db import store
-    from subscribe.sending import ledger
+    from subscribe.sending import tallies
 
     settings = _settings()
     engine = _engine(settings)
@@ -146,7 +151,7 @@ def stats() -> None:
         counts = store.count_by_status(session)
     typer.echo("subscribers: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     totals: dict[str, int] = {}
-    posts = ledger.counts_by_post(engine)
+    posts = tallies.counts_by_post(engine)
     for per_post in posts.values():
         for state, n in per_post.items():
             totals[state] = totals.get(state, 0) + n

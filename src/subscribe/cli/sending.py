@@ -61,7 +61,7 @@ def send_pass(settings: Settings, engine: Engine) -> RunReport:
 
     from subscribe.errors import DeliveryError, SubscribeError
     from subscribe.readers.tokens import tokens_for
-    from subscribe.sending import ledger, runs
+    from subscribe.sending import runs, tallies
 
     tokens = tokens_for(settings)
     err = Console(stderr=True)
@@ -98,7 +98,7 @@ def send_pass(settings: Settings, engine: Engine) -> RunReport:
         except DeliveryError as exc:
             remaining = sum(
                 n
-                for per_post in ledger.counts_by_post(engine).values()
+                for per_post in tallies.counts_by_post(engine).values()
                 for state, n in per_post.items()
                 if state in ("queued", "deferred", "ambiguous", "sending")
             )
@@ -138,12 +138,21 @@ def worker(
     \b
       SUBSCRIBE_DATABASE_URL=postgresql+psycopg://... subscribe worker
     """
+    from subscribe.db.models import utcnow
     from subscribe.errors import DeliveryError, SubscribeError
+    from subscribe.posts.digests import DigestSchedule
     from subscribe.readers.tokens import tokens_for
     from subscribe.sending import runs
 
     settings = _mail_settings()
     engine = _engine(settings)
+    schedule = DigestSchedule(settings)
+
+    def queue_digests() -> None:
+        # Once a period (the statement reads every digest reader), not on every poll.
+        if schedule.due(utcnow()):
+            schedule.run(engine, now=utcnow())
+
     try:
         runs.run_worker(
             engine,
@@ -151,6 +160,7 @@ def worker(
             sender_factory=_sender_factory(settings),
             tokens=tokens_for(settings),
             until_idle=until_idle,
+            before_pass=queue_digests,
             on_report=lambda report: print_report(report, engine),
             on_relay_error=lambda exc: warn(f"relay unavailable, retrying later: {exc}"),
             on_database_error=lambda exc: warn(
@@ -179,7 +189,7 @@ def status(
     from subscribe.db import store
     from subscribe.db.models import Post
     from subscribe.errors import SubscribeError
-    from subscribe.sending import ledger
+    from subscribe.sending import tallies
 
     settings = _settings()
     engine = _engine(settings)
@@ -190,7 +200,7 @@ def status(
             if found is None:
                 raise SubscribeError(f"no post announced with key {post!r}")
             post_id = found.id
-        counts = ledger.counts_by_post(engine, post_id=post_id)
+        counts = tallies.counts_by_post(engine, post_id=post_id)
         if not counts:
             typer.echo("No posts announced yet.")
         for pid, per_state in sorted(counts.items()):
@@ -201,7 +211,11 @@ def status(
         print_mail_overview(engine)
 
 
-_KIND_LABELS = {"confirm": "confirmation emails", "welcome": "welcome emails"}
+_KIND_LABELS = {
+    "confirm": "confirmation emails",
+    "welcome": "welcome emails",
+    "address_change": "address confirmations",
+}
 
 
 def _states(per_state: dict[str, int]) -> str:
@@ -211,11 +225,15 @@ def _states(per_state: dict[str, int]) -> str:
 def print_mail_overview(engine: Engine) -> None:
     """Transactional mail by kind and state, then failures grouped by the relay's answer:
     a refusal the admin can act on ("500 Line too long") rather than "failed 1"."""
-    from subscribe.sending import ledger
+    from subscribe.sending import tallies
 
-    for kind, per_state in sorted(ledger.counts_by_kind(engine).items()):
+    for period, per_state in sorted(tallies.counts_by_period(engine).items()):
+        typer.echo(f"digest {period}: {_states(per_state)}")
+    for kind, per_state in sorted(tallies.counts_by_kind(engine).items()):
+        if kind == "digest":
+            continue  # by period, above
         typer.echo(f"{_KIND_LABELS.get(kind, kind)}: {_states(per_state)}")
-    reasons = ledger.failure_reasons(engine)
+    reasons = tallies.failure_reasons(engine)
     if reasons:
         typer.echo("failed deliveries, by the relay's answer:")
     for what, error, n in reasons:

@@ -20,8 +20,12 @@ from .models import (
     SubscriberStatus,
     UTCDateTime,
     delivery_table,
+    post_category_table,
+    post_table,
+    subscriber_category_table,
     subscriber_table,
 )
+from .store import insert_ignoring_duplicates
 
 
 def enqueue_message(
@@ -32,18 +36,40 @@ def enqueue_message(
     session.add(Delivery(kind=kind, subscriber_id=subscriber_id, due_at=now, created_at=now))
 
 
+def wants_post(post_id: Any) -> sa.ColumnElement[bool]:
+    """The subscriber's category choice takes the post ``post_id`` (a value or a column):
+    they chose none (everything), or one of the post's. Probes of the two primary keys
+    per reader, so it stays inside the one INSERT ... SELECT of a post's deliveries."""
+    sc = subscriber_category_table.c
+    pc = post_category_table.c
+    chose_nothing = ~sa.exists().where(sc.subscriber_id == subscriber_table.c.id)
+    chose_one = sa.exists().where(
+        sc.subscriber_id == subscriber_table.c.id,
+        pc.post_id == post_id,
+        pc.category == sc.category,
+    )
+    return sa.or_(chose_nothing, chose_one)
+
+
 def queued_deliveries(
     *,
     kind: MessageKind,
     readers: sa.ColumnElement[bool],
     at: datetime,
     post_id: int | None = None,
+    digest: tuple[str, int] | None = None,
 ) -> tuple[list[str], sa.Select[Any]]:
     """The columns and rows of an INSERT ... SELECT that queues one delivery, due ``at``,
-    for every subscriber matching ``readers``: a million in one statement."""
+    for every subscriber matching ``readers``: a million in one statement. A digest
+    (``digest``: its period and the last post id it lists) starts after each reader's
+    watermark."""
     when = sa.literal(at, UTCDateTime)
     columns = ["kind", "post_id", "subscriber_id", "status", "attempts", "ambiguous_count"]
     columns += ["due_at", "claimed_by", "last_error", "message_id", "created_at"]
+    extra: list[Any] = []
+    if digest is not None:
+        columns += ["period", "digest_after", "digest_through"]
+        extra = [sa.literal(digest[0]), subscriber_table.c.digest_after, sa.literal(digest[1])]
     rows = sa.select(
         sa.literal(kind.value),
         sa.cast(sa.null(), sa.Integer) if post_id is None else sa.literal(post_id),
@@ -56,6 +82,7 @@ def queued_deliveries(
         sa.literal(""),
         sa.literal(""),
         when,
+        *extra,
     ).where(readers)
     return columns, rows
 
@@ -90,3 +117,80 @@ def enqueue_import_confirmations(
         parameters,
     )
     return max(result.rowcount, 0)
+
+
+def digest_readers(
+    *, cadence: str, through: int, period: str | None = None
+) -> sa.ColumnElement[bool]:
+    """Confirmed readers on ``cadence`` with at least one post they want after their
+    watermark (up to ``through``), announced after they confirmed (as a post email
+    would: nobody gets what came out before they joined); with ``period``: who have no
+    digest for that period yet."""
+    s = subscriber_table.c
+    p = post_table.c
+    joined = sa.func.coalesce(s.confirmed_at, s.created_at)
+    something_new = sa.exists().where(
+        p.id > s.digest_after,
+        p.id <= through,
+        p.created_at > joined,
+        sa.or_(~sa.exists().where(post_category_table.c.post_id == p.id), wants_post(p.id)),
+    )
+    readers = sa.and_(
+        s.status == SubscriberStatus.CONFIRMED.value, s.cadence == cadence, something_new
+    )
+    if period is not None:
+        d = delivery_table.c
+        readers = sa.and_(
+            readers,
+            ~sa.exists().where(
+                d.kind == MessageKind.DIGEST.value, d.period == period, d.subscriber_id == s.id
+            ),
+        )
+    return readers
+
+
+def enqueue_digests(
+    connection: Connection, *, cadence: str, period: str, through: int, at: datetime
+) -> int:
+    """One digest for ``period`` per reader on ``cadence`` with something new, in one
+    INSERT ... SELECT, and every such reader's watermark moved past what it lists, in one
+    UPDATE, in the caller's transaction: a crash leaves both or neither. Running it again
+    in the same period queues nothing (one digest per (kind, period, reader)) and leaves
+    the watermark at what that period's digest listed, so posts announced in between wait
+    for the next period."""
+    columns, rows = queued_deliveries(
+        kind=MessageKind.DIGEST,
+        readers=digest_readers(cadence=cadence, through=through, period=period),
+        at=at,
+        digest=(period, through),
+    )
+    before = _count_period(connection, period)
+    # Two `digest` runs at once: the unique (kind, period, subscriber) decides, quietly.
+    insert = insert_ignoring_duplicates(connection, delivery_table)
+    connection.execute(insert.from_select(columns, rows))
+    queued = _count_period(connection, period) - before
+    s = subscriber_table.c
+    d = delivery_table.c
+    listed = (
+        sa.select(d.digest_through)
+        .where(d.kind == MessageKind.DIGEST.value, d.period == period, d.subscriber_id == s.id)
+        .scalar_subquery()
+    )
+    # Readers with nothing they want move on too: their next digest need not look at
+    # posts they did not choose again.
+    connection.execute(
+        subscriber_table.update()
+        .where(
+            s.cadence == cadence,
+            s.status == SubscriberStatus.CONFIRMED.value,
+            s.digest_after < through,
+        )
+        .values(digest_after=sa.func.coalesce(listed, through))
+    )
+    return queued
+
+
+def _count_period(connection: Connection, period: str) -> int:
+    d = delivery_table.c
+    query = sa.select(sa.func.count()).where(d.kind == MessageKind.DIGEST.value, d.period == period)
+    return int(connection.execute(query).scalar_one())

@@ -63,6 +63,20 @@ class MessageKind(enum.StrEnum):
     POST = "post"
     CONFIRM = "confirm"  # "please confirm": goes to a pending reader
     WELCOME = "welcome"  # after confirming: goes to a confirmed reader
+    DIGEST = "digest"  # the posts of a day or a week, one email per reader and period
+    ADDRESS_CHANGE = "address_change"  # "confirm your new address": to the address asked for
+
+
+class Cadence(enum.StrEnum):
+    """How often a reader hears from us."""
+
+    POST = "post"  # one email per post, as it is announced
+    DAILY = "daily"  # one digest a day, at SUBSCRIBE_DIGEST_HOUR
+    WEEKLY = "weekly"  # one digest a week, on SUBSCRIBE_DIGEST_WEEKDAY
+    PAUSED = "paused"  # nothing until they come back
+
+
+DIGEST_CADENCES = (Cadence.DAILY.value, Cadence.WEEKLY.value)
 
 
 # Who may still receive each kind when its turn comes; anyone else's delivery is skipped.
@@ -70,6 +84,8 @@ RECEIVER_STATUS = {
     MessageKind.POST: "confirmed",
     MessageKind.CONFIRM: "pending",
     MessageKind.WELCOME: "confirmed",
+    MessageKind.DIGEST: "confirmed",
+    MessageKind.ADDRESS_CHANGE: "confirmed",
 }
 
 
@@ -111,6 +127,24 @@ class Subscriber(SQLModel, table=True):
         default="", max_length=32, sa_column_kwargs={"server_default": ""}
     )
     complained_at: datetime | None = _time()  # type: ignore[assignment]
+    cadence: Cadence = Field(
+        default=Cadence.POST, sa_type=sa.String(16), sa_column_kwargs={"server_default": "post"}
+    )
+    # The digest watermark: posts up to this id are dealt with for this reader (sent one by
+    # one, in a digest, or passed over while paused); the next digest starts after it.
+    digest_after: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # An address the reader asked to move to, waiting for its confirmation link.
+    pending_email: str = Field(default="", max_length=320, sa_column_kwargs={"server_default": ""})
+
+
+class SubscriberCategory(SQLModel, table=True):
+    """A category a reader chose, one row each: no row means every category. Choosing a
+    post's readers is then one join in the INSERT ... SELECT that queues its deliveries."""
+
+    __tablename__ = "subscriber_category"
+
+    subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE", primary_key=True)
+    category: str = Field(max_length=200, primary_key=True)
 
 
 class Post(SQLModel, table=True):
@@ -138,7 +172,12 @@ class PostCategory(SQLModel, table=True):
 
 class Delivery(SQLModel, table=True):
     # Two partial indexes too, on due_at and lease_until: see declare_partial_indexes.
-    __table_args__ = (sa.UniqueConstraint("post_id", "subscriber_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("post_id", "subscriber_id"),
+        # One digest per reader and period, however often `digest` runs; NULL (every other
+        # kind) never collides.
+        sa.Index("uq_delivery_period", "kind", "period", "subscriber_id", unique=True),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     # None for a transactional email (``kind`` says which): unique (post, reader) holds
@@ -157,6 +196,12 @@ class Delivery(SQLModel, table=True):
     message_id: str = Field(default="", max_length=300)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     sent_at: datetime | None = _time()  # type: ignore[assignment]
+    # Digests only: the period ("daily:2026-12-08", "weekly:2026-12-07") and the posts it
+    # lists (ids after ``digest_after`` up to ``digest_through``), fixed when it is queued so
+    # that a re-send after a kill is the same email.
+    period: str | None = Field(default=None, max_length=40)
+    digest_after: int | None = None
+    digest_through: int | None = None
 
 
 class FeedEntry(SQLModel, table=True):
@@ -190,6 +235,7 @@ class RateEvent(SQLModel, table=True):
 subscriber_table: sa.Table = Subscriber.__table__  # type: ignore[attr-defined]
 post_table: sa.Table = Post.__table__  # type: ignore[attr-defined]
 post_category_table: sa.Table = PostCategory.__table__  # type: ignore[attr-defined]
+subscriber_category_table: sa.Table = SubscriberCategory.__table__  # type: ignore[attr-defined]
 delivery_table: sa.Table = Delivery.__table__  # type: ignore[attr-defined]
 
 

@@ -39,7 +39,7 @@ class Limit:
     window: timedelta
 
 
-def _advisory_key(bucket: str) -> int:
+def advisory_key(bucket: str) -> int:
     """A signed 64-bit key for pg_advisory_xact_lock, stable across processes."""
     digest = hashlib.blake2b(bucket.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
@@ -65,7 +65,7 @@ class RateLimiter:
         connection = self._engine.connect().execution_options(immediate=True)
         with connection, connection.begin():
             if not self._sqlite:
-                connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_advisory_key(bucket))))
+                connection.execute(sa.select(sa.func.pg_advisory_xact_lock(advisory_key(bucket))))
             self._prune(connection, cutoff)
             recent = connection.execute(
                 sa.select(sa.func.count()).where(t.bucket == bucket, t.at > cutoff)

@@ -284,77 +284,9 @@ def count_confirmed(session: Session) -> int:
     return session.exec(query).one()
 
 
-_SUBSCRIBER_COLUMNS = (
-    "email",
-    "email_key",
-    "name",
-    "status",
-    "created_at",
-    "confirmed_at",
-    "unsubscribed_at",
-    "consent_source",
-    "consent_ip",
-    "consent_user_agent",
-    "consent_at",
-    "confirmation_day",
-    "confirmations_that_day",
-    "bounce_count",
-)
-_SUBSCRIBER_TIME_COLUMNS = frozenset(
-    {"created_at", "confirmed_at", "unsubscribed_at", "consent_at"}
-)
-_INSERT_SUBSCRIBER = (
-    f"INSERT INTO subscriber ({', '.join(_SUBSCRIBER_COLUMNS)}) VALUES "
-    f"({', '.join('{' + c + '}' for c in _SUBSCRIBER_COLUMNS)}) ON CONFLICT DO NOTHING"
-)
-
-
-def insert_subscribers(connection: Connection, *, rows: Sequence[dict[str, Any]]) -> int:
-    """Bulk insert through the driver's executemany; existing addresses are left alone.
-
-    Returns how many rows were inserted. The driver's own executemany (not SQLAlchemy's,
-    which converts three timestamps per row and builds its parameters row by row) keeps a
-    million-row import within a minute; its rowcount is the sum over the rows.
-    """
-    if not rows:
-        return 0
-    convert = driver_time_converter(connection)
-    last: list[object] = [None, None]  # a row's times are often one object (consent = confirm)
-
-    def time(value: datetime) -> object:
-        if value is not last[0]:
-            last[0], last[1] = value, convert(value)
-        return last[1]
-
-    times = _SUBSCRIBER_TIME_COLUMNS
-    parameters = [
-        {
-            c: (time(value) if c in times and value is not None else value)
-            for c in _SUBSCRIBER_COLUMNS
-            for value in (row.get(c),)
-        }
-        for row in rows
-    ]
-    cursor = connection.exec_driver_sql(driver_sql(connection, _INSERT_SUBSCRIBER), parameters)
-    return max(cursor.rowcount, 0)
-
-
 def is_suppressed(session: Session, *, address_hashes: Sequence[str]) -> bool:
     query = select(Suppression.id).where(col(Suppression.address_hash).in_(address_hashes))
     return session.exec(query).first() is not None
-
-
-def any_suppressed(connection: Connection) -> bool:
-    """Whether anyone was ever erased: an import that finds nobody skips hashing its rows."""
-    table: sa.Table = Suppression.__table__  # type: ignore[attr-defined]
-    return connection.execute(sa.select(table.c.id).limit(1)).first() is not None
-
-
-def suppressed_hashes(connection: Connection, *, hashes: Sequence[str]) -> set[str]:
-    table: sa.Table = Suppression.__table__  # type: ignore[attr-defined]
-    wanted = sa.bindparam("hashes", expanding=True)  # not in_(list): see bulk.readers_by_key
-    query = sa.select(table.c.address_hash).where(table.c.address_hash.in_(wanted))
-    return set(connection.execute(query, {"hashes": list(hashes)}).scalars())
 
 
 # -- posts and feeds ----------------------------------------------------------------------

@@ -111,6 +111,7 @@ class EnvelopeFactory:
         self._mail_from = settings.mail_from_address
         self._mail_domain = settings.mail_domain
         self._unsubscribe_base = f"{settings.base_url}/unsubscribe/"
+        self._preferences_base = f"{settings.base_url}/preferences/"
         bounce = settings.bounce_address
         self._bounce_parts = bounce.rpartition("@") if bounce else None
 
@@ -139,15 +140,24 @@ class EnvelopeFactory:
         delivery_id, post_id, subscriber_id, email, email_key, name = item
         builder, post_key = self._builders[post_id]
         mid = message_id(self._mail_domain, post_key=post_key, subscriber_id=subscriber_id)
-        token = self._tokens.unsubscribe_token(subscriber_id, email_key)
-        recipient = Recipient(
-            email=to_ascii(email),
-            name=name,
-            unsubscribe_url=self._unsubscribe_base + token,
-            message_id=mid,
-        )
+        recipient = self.recipient(subscriber_id, email, email_key, name, mid)
         wire, unsigned = builder.wire_parts(recipient)
         return (self.return_path(delivery_id), recipient.email, wire, mid), unsigned
+
+    def recipient(
+        self, subscriber_id: int, email: str, email_key: str, name: str, mid: str
+    ) -> Recipient:
+        """The reader's fields of a list email: both signed links in the footer."""
+        tokens = self._tokens
+        return Recipient(
+            email=to_ascii(email),
+            name=name,
+            unsubscribe_url=self._unsubscribe_base
+            + tokens.unsubscribe_token(subscriber_id, email_key),
+            message_id=mid,
+            preferences_url=self._preferences_base
+            + tokens.preferences_token(subscriber_id, email_key),
+        )
 
     def return_path(self, delivery_id: int) -> str:
         """VERP when a bounce address is set: bounces+TOKEN@domain names the delivery."""

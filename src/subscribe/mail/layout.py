@@ -13,7 +13,7 @@ from markupsafe import escape
 
 from .wire import END_OF_DATA, dot_stuff
 
-FIELDS = ("name", "email", "unsubscribe_url")
+FIELDS = ("name", "email", "unsubscribe_url", "preferences_url")
 
 
 def crlf(text: str) -> bytes:
@@ -38,6 +38,7 @@ class Recipient:
     name: str
     unsubscribe_url: str
     message_id: str
+    preferences_url: str = ""
 
 
 class Layout:

@@ -128,6 +128,7 @@ class MessageBuilder:
             **self._context,
             "subscriber": {"name": recipient.name, "email": recipient.email},
             "unsubscribe_url": recipient.unsubscribe_url,
+            "preferences_url": recipient.preferences_url,
         }
         html = css_inline.inline(self._html_t.render(context))
         return RenderedParts(
@@ -144,6 +145,7 @@ class MessageBuilder:
             name=markers["name"] if has_name else "",
             unsubscribe_url=markers["unsubscribe_url"],
             message_id="",
+            preferences_url=markers["preferences_url"],
         )
         parts = self.render(sample)
         if any(marker in parts.subject for marker in markers.values()):
@@ -155,6 +157,7 @@ class MessageBuilder:
             name='Probe <&> "O\'Reader"' if has_name else "",
             unsubscribe_url="https://example.org/unsubscribe/probe-token?x=1&y=2",
             message_id="",
+            preferences_url="https://example.org/preferences/probe-token?x=1&y=2",
         )
         expected = self.render(probe)
         values = field_values(probe)

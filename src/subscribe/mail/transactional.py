@@ -10,7 +10,7 @@ import jinja2
 
 from subscribe.config import Settings
 from subscribe.db.models import Post, Subscriber
-from subscribe.readers.addresses import to_ascii
+from subscribe.readers.addresses import address_key, to_ascii
 from subscribe.readers.tokens import Tokens
 
 from .render import MessageBuilder, Recipient, make_environment, message_id
@@ -42,6 +42,11 @@ class Addressee:
 def unsubscribe_url(settings: Settings, tokens: Tokens, reader: Addressee) -> str:
     token = tokens.unsubscribe_token(reader.subscriber_id, reader.email_key)
     return f"{settings.base_url}/unsubscribe/{token}"
+
+
+def preferences_url(settings: Settings, tokens: Tokens, reader: Addressee) -> str:
+    token = tokens.preferences_token(reader.subscriber_id, reader.email_key)
+    return f"{settings.base_url}/preferences/{token}"
 
 
 def confirm_url(settings: Settings, tokens: Tokens, reader: Addressee) -> str:
@@ -86,16 +91,30 @@ class Transactional:
         mid = message_id(
             self._settings.mail_domain, post_key=key, subscriber_id=reader.subscriber_id
         )
-        recipient = Recipient(to_ascii(reader.email), reader.name, str(unsubscribe), mid)
+        preferences = str(context.get("preferences_url", ""))
+        recipient = Recipient(
+            to_ascii(reader.email), reader.name, str(unsubscribe), mid, preferences
+        )
         return Message(recipient.email, builder.build(recipient), mid)
 
     def confirmation(self, reader: Addressee, *, key: str) -> Message:
         url = confirm_url(self._settings, self._tokens, reader)
         return self._build("email/confirm", {"confirm_url": url}, reader, key=key)
 
+    def address_change(self, reader: Addressee, new_address: str, *, key: str) -> Message:
+        """To the address a reader asked to move to: its link moves them once followed."""
+        token = self._tokens.address_token(reader.subscriber_id, address_key(new_address))
+        context = {
+            "confirm_url": f"{self._settings.base_url}/preferences/address/{token}",
+            "old_email": reader.email,
+        }
+        moving = Addressee(reader.subscriber_id, new_address, address_key(new_address), reader.name)
+        return self._build("email/address_change", context, moving, key=key)
+
     def welcome(self, reader: Addressee, latest_posts: Sequence[Post], *, key: str) -> Message:
         context = {
             "latest_posts": [{"title": p.title, "url": p.url} for p in latest_posts],
             "unsubscribe_url": unsubscribe_url(self._settings, self._tokens, reader),
+            "preferences_url": preferences_url(self._settings, self._tokens, reader),
         }
         return self._build("email/welcome", context, reader, key=key)

@@ -46,7 +46,10 @@ def register_post(session: Session, spec: PostSpec, *, now: datetime) -> Announc
         PostCategory(post_id=post.id, category=name, position=position)
         for position, name in enumerate(spec.categories)
     )
-    enqueued = ledger.enqueue(session.connection(), post_id=post.id, now=now)
+    session.flush()  # the categories must be in the table the enqueue statement joins
+    enqueued = ledger.enqueue(
+        session.connection(), post_id=post.id, now=now, categorised=bool(spec.categories)
+    )
     session.commit()
     session.refresh(post)
     return Announcement(post, enqueued, True)

@@ -140,22 +140,38 @@ def _count_outside_quotes(line: str, delimiter: str) -> int:
     return count
 
 
-def rows(path: Path, shape: TextShape) -> Iterator[tuple[int, list[str]]]:
-    """Every record with the line it starts on; UnreadableFile names the line and column
-    where quoting breaks or the bytes are not in the file's encoding."""
+def check_readable(path: Path, shape: TextShape) -> None:
+    """Read every record once, at the csv module's speed; if that fails, read again with
+    the lines kept, to say where (UnreadableFile)."""
+    csv.field_size_limit(1 << 20)
+    try:
+        with path.open(newline="", encoding=shape.encoding, errors="strict") as handle:
+            for _ in csv.reader(handle, delimiter=shape.delimiter, strict=True):
+                pass
+    except (csv.Error, UnicodeDecodeError):
+        for _ in rows(path, shape, locate=True):
+            pass
+        raise UnreadableFile(f"{path} cannot be read to its end; nothing was imported") from None
+
+
+def rows(path: Path, shape: TextShape, *, locate: bool = False) -> Iterator[tuple[int, list[str]]]:
+    """Every record with the line it starts on. With ``locate``, UnreadableFile names the
+    line and column where quoting breaks or the bytes are not in the file's encoding."""
     csv.field_size_limit(1 << 20)
     with path.open(newline="", encoding=shape.encoding, errors="strict") as handle:
-        lines = _Recorder(handle)
-        reader = csv.reader(lines, delimiter=shape.delimiter, strict=True)
+        lines = _Recorder(handle) if locate else None
+        reader = csv.reader(lines or handle, delimiter=shape.delimiter, strict=True)
         start = 1
         while True:
-            lines.record.clear()
+            if lines is not None:
+                lines.record.clear()
             try:
                 fields = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
-                raise _quoting_error(path, shape, start, "".join(lines.record), exc) from None
+                text = "".join(lines.record) if lines is not None else ""
+                raise _quoting_error(path, shape, start, text, exc) from None
             except UnicodeDecodeError:
                 raise UnreadableFile(
                     f"{path}: line {reader.line_num + 1}: bytes that are not {shape.encoding}; "

@@ -97,6 +97,9 @@ class ExportFormat:
     left: tuple[str, ...] = ("unsubscribedat", "unsubscribedon")
     ip: tuple[str, ...] = ("ip", "ipaddress", "signupip")
     single_column: bool = False  # one address per line, whatever the header says
+    # Reader choices, in our own export only (older exports have neither column).
+    cadence: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
 
     def name_of(self, row: Row) -> str:
         for columns in self.names:
@@ -242,6 +245,8 @@ FORMATS: tuple[ExportFormat, ...] = (
         email=("email",),
         standing=_by_status_column,
         confirmed=("confirmedat",),
+        cadence=("cadence",),
+        categories=("categories",),
     ),
     ExportFormat(
         "beehiiv",

@@ -20,12 +20,13 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine
 
 from subscribe.config import Settings
-from subscribe.db import bulk, deliveries, store
-from subscribe.db.models import SubscriberStatus
+from subscribe.db import bulk, deliveries
+from subscribe.db.models import Cadence, SubscriberStatus
 from subscribe.errors import InvalidAddress
 
 from . import import_file
 from .addresses import normalize
+from .exports import CATEGORY_SEPARATOR
 from .import_formats import Layout, Row, Standing, layout_for
 from .subscribers import clean_name, suppression_hasher
 from .timestamps import NotADate, parse_timestamp
@@ -86,8 +87,10 @@ def import_csv(
     if first is None:
         raise import_file.UnreadableFile(f"{path} has no rows")
     layout = layout_for(first[1], forced=format)
-    for _ in records:  # to the end: a file that cannot be read changes nothing
-        pass
+    records.close()
+    import_file.check_readable(
+        path, shape
+    )  # to the end: a file that cannot be read changes nothing
     report = ImportReport(
         format=layout.format.name,
         title=layout.format.title,
@@ -157,6 +160,8 @@ def _reader(
         "consent_ip": row.get(*fmt.ip)[:64],
         "consent_user_agent": "",
         "consent_at": consented or created or options.now,
+        "cadence": _cadence(row.get(*fmt.cadence)) if fmt.cadence else "post",
+        "categories": _categories(row.get(*fmt.categories)) if fmt.categories else [],
         "confirmation_day": "",
         "confirmations_that_day": 0,
         "bounce_count": 0,
@@ -229,7 +234,10 @@ class _Chunk:
         if options.dry_run:
             report.imported.update(row["status"] for row in new)
             return
-        added = store.insert_subscribers(connection, rows=new)
+        added = bulk.insert_subscribers(connection, rows=new)
+        bulk.insert_reader_categories(
+            connection, rows=[(r["email_key"], c) for r in new for c in r["categories"]]
+        )
         report.imported.update(row["status"] for row in new)
         if added < len(new):  # someone signed up meanwhile: theirs is the row kept
             report.already_present += len(new) - added
@@ -244,10 +252,10 @@ class _Chunk:
 
     def _erased(self, connection: Connection, keys: list[str]) -> set[str]:
         """The addresses among ``keys`` that were erased at their request."""
-        if not keys or not store.any_suppressed(connection):
+        if not keys or not bulk.any_suppressed(connection):
             return set()
         hashes = {key: self.hasher(key) for key in keys}
-        found = store.suppressed_hashes(
+        found = bulk.suppressed_hashes(
             connection, hashes=[digest for digests in hashes.values() for digest in digests]
         )
         return {key for key, digests in hashes.items() if found.intersection(digests)}
@@ -262,3 +270,17 @@ class _Chunk:
             consent = current.confirmed_at or current.created_at
             if consent is None or row["unsubscribed_at"] > consent:
                 yield {"id": current.id, "status": row["status"], "at": row["unsubscribed_at"]}
+
+
+_CADENCES = frozenset(cadence.value for cadence in Cadence)
+
+
+def _cadence(value: str) -> str:
+    """A cadence from our own export; anything else (an older export's blank) is 'post'."""
+    value = value.strip().lower()
+    return value if value in _CADENCES else Cadence.POST.value
+
+
+def _categories(value: str) -> list[str]:
+    names = (" ".join(name.split())[:200] for name in value.split(CATEGORY_SEPARATOR))
+    return list(dict.fromkeys(name for name in names if name))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,6 +20,7 @@ from subscribe.config import Settings
 from subscribe.content import one_line
 from subscribe.db import deliveries, store
 from subscribe.db.models import (
+    Cadence,
     DeliveryStatus,
     MessageKind,
     Subscriber,
@@ -35,6 +36,7 @@ from subscribe.errors import (
     TokenInvalid,
 )
 
+from . import preferences
 from .addresses import Address, normalize
 from .tokens import TokenSubject, key_digest
 
@@ -74,7 +76,7 @@ def suppression_hasher(settings: Settings) -> Callable[[str], list[str]]:
     ]
 
 
-def _check_domain(settings: Settings, address: Address) -> None:
+def check_domain(settings: Settings, address: Address) -> None:
     domain = address.ascii.rpartition("@")[2]
     for blocked in settings.blocked_domain_list:
         if domain == blocked or domain.endswith("." + blocked):
@@ -122,6 +124,7 @@ def _insert_pending(session: Session, address: Address, name: str, now: datetime
         name=clean_name(name),
         status=SubscriberStatus.PENDING,
         created_at=now,
+        digest_after=preferences.latest_post_id(session),
     )
     try:
         with session.begin_nested():
@@ -142,6 +145,7 @@ def request_subscription(
     name: str = "",
     consent: Consent,
     now: datetime,
+    choices: tuple[Cadence, Sequence[str]] | None = None,
 ) -> SignupOutcome:
     """Someone asked to subscribe (web form, or `add` without --confirmed).
 
@@ -149,7 +153,7 @@ def request_subscription(
     a confirmation email goes out differs, and a confirmed reader gets none.
     """
     address = normalize(email)
-    _check_domain(settings, address)
+    check_domain(settings, address)
     subscriber = store.subscriber_by_key(session, email_key=address.key)
     if subscriber is None:
         subscriber = _insert_pending(session, address, name, now)
@@ -160,6 +164,14 @@ def request_subscription(
         subscriber.status = SubscriberStatus.PENDING
     if name and subscriber.status == SubscriberStatus.PENDING:
         subscriber.name = clean_name(name)
+    if choices is not None and subscriber.status == SubscriberStatus.PENDING:
+        # Only for an address not yet confirmed, like the name: the form must not let
+        # anyone pause or narrow someone else's subscription.
+        categories = preferences.clean_categories(session, settings, choices[1])
+        preferences.start_cadence(session, subscriber, choices[0])
+        session.flush()
+        assert subscriber.id is not None
+        preferences.set_categories(session, subscriber.id, categories)
     subscriber.consent_source = consent.source[:200]
     subscriber.consent_ip = consent.ip[:64]
     subscriber.consent_user_agent = consent.user_agent[:400]
@@ -293,6 +305,7 @@ def add(
             confirmed_at=now,
             consent_source="cli",
             consent_at=now,
+            digest_after=preferences.latest_post_id(session),
         )
         session.add(subscriber)
         session.commit()

@@ -23,7 +23,7 @@ from itsdangerous import (
 from subscribe.config import Settings
 from subscribe.errors import TokenExpired, TokenInvalid
 
-Purpose = Literal["confirm", "unsubscribe", "bounce"]
+Purpose = Literal["confirm", "unsubscribe", "bounce", "preferences", "address"]
 
 
 def key_digest(address_key: str) -> str:
@@ -76,10 +76,13 @@ class Tokens:
         self._confirm = URLSafeTimedSerializer(secret_keys, salt="confirm")
         self._unsubscribe = URLSafeSerializer(secret_keys, salt="unsubscribe")
         self._bounce = URLSafeSerializer(secret_keys, salt="bounce")
+        self._preferences = URLSafeSerializer(secret_keys, salt="preferences")
+        self._address = URLSafeTimedSerializer(secret_keys, salt="address")
         self._confirm_max_age = confirm_max_age
         # Sending signs one unsubscribe (and bounce) token per message: the fast path.
         self._unsubscribe_signer = _FastSigner(secret_keys, "unsubscribe")
         self._bounce_signer = _FastSigner(secret_keys, "bounce")
+        self._preferences_signer = _FastSigner(secret_keys, "preferences")
 
     # Confirm links expire; a valid but old token still names its subscriber, so the page
     # can offer a fresh link without asking for the address again.
@@ -109,6 +112,38 @@ class Tokens:
             payload = self._unsubscribe.loads(token)
         except BadSignature:
             raise TokenInvalid("This unsubscribe link is not valid.") from None
+        return _require_subject(payload)
+
+    # Preferences links never expire either: they sit in the footer of every email.
+    def preferences_token(self, subscriber_id: int, address_key: str) -> str:
+        payload = f'[{int(subscriber_id)},"{key_digest(address_key)}"]'.encode()
+        return self._preferences_signer.sign(payload)
+
+    def preferences_token_of(self, subject: TokenSubject) -> str:
+        """The preferences link of the reader another of their tokens names."""
+        payload = f'[{int(subject.subscriber_id)},"{subject.digest}"]'.encode()
+        return self._preferences_signer.sign(payload)
+
+    def read_preferences(self, token: str) -> TokenSubject:
+        try:
+            payload = self._preferences.loads(token)
+        except BadSignature:
+            raise TokenInvalid("This preferences link is not valid.") from None
+        return _require_subject(payload)
+
+    # A new address is confirmed by a link sent to it; the digest is of the *new* key, so
+    # the link moves the reader only to the address it was sent to, and it expires like a
+    # confirmation link.
+    def address_token(self, subscriber_id: int, new_address_key: str) -> str:
+        return self._address.dumps([subscriber_id, key_digest(new_address_key)])
+
+    def read_address(self, token: str) -> TokenSubject:
+        try:
+            payload = self._address.loads(token, max_age=self._confirm_max_age)
+        except SignatureExpired:
+            raise TokenExpired("This link has expired: ask for the change again.", None) from None
+        except BadSignature:
+            raise TokenInvalid("This link is not valid.") from None
         return _require_subject(payload)
 
     # VERP return paths: bounces+TOKEN@domain; signed so a forged bounce names no one.

@@ -16,20 +16,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from subscribe.db.deliveries import queued_deliveries
+from subscribe.db.deliveries import queued_deliveries, wants_post
 from subscribe.db.models import (
     RECEIVER_STATUS,
+    Cadence,
     DeliveryStatus,
     MessageKind,
     SubscriberStatus,
     UTCDateTime,
     delivery_table,
-    post_table,
     subscriber_table,
 )
 from subscribe.db.store import (
@@ -65,6 +64,11 @@ class Claimed:
     raw_created_at: object
     ambiguous_count: int = 0  # earlier attempts that broke after DATA began
     kind: str = MessageKind.POST.value
+    # Digests: the period and the range of post ids listed; address changes: the new one.
+    period: str | None = None
+    digest_after: int | None = None
+    digest_through: int | None = None
+    pending_email: str = ""
 
     @property
     def previous_due_at(self) -> datetime:
@@ -89,13 +93,18 @@ class Outcome:
 # -- operations ------------------------------------------------------------------------------
 
 
-def enqueue(connection: Connection, *, post_id: int, now: datetime) -> int:
-    """One queued delivery per confirmed subscriber, in one set-based INSERT ... SELECT."""
+def enqueue(
+    connection: Connection, *, post_id: int, now: datetime, categorised: bool = True
+) -> int:
+    """One queued delivery per confirmed subscriber who takes posts one by one and whose
+    categories include one of the post's (``categorised`` False: the post has none, so it
+    goes to all of them), in one set-based INSERT ... SELECT. Digest readers get it in
+    their next digest."""
+    readers = sa.and_(S.status == SubscriberStatus.CONFIRMED.value, S.cadence == Cadence.POST.value)
+    if categorised:
+        readers = sa.and_(readers, wants_post(post_id))
     columns, source = queued_deliveries(
-        kind=MessageKind.POST,
-        readers=S.status == SubscriberStatus.CONFIRMED.value,
-        at=now,
-        post_id=post_id,
+        kind=MessageKind.POST, readers=readers, at=now, post_id=post_id
     )
     statement = insert_ignoring_duplicates(connection, delivery_table).from_select(columns, source)
     connection.execute(statement)
@@ -108,7 +117,8 @@ def enqueue(connection: Connection, *, post_id: int, now: datetime) -> int:
 # expanding IN cost ~30 us per claimed row, about a tenth of a message's whole budget.
 _CLAIM = (
     "SELECT d.id, d.post_id, d.subscriber_id, d.attempts, d.status, d.due_at, d.created_at,"
-    " d.ambiguous_count, s.email, s.email_key, s.name, s.status, d.kind"
+    " d.ambiguous_count, s.email, s.email_key, s.name, s.status, d.kind,"
+    " d.period, d.digest_after, d.digest_through, s.pending_email"
     " FROM delivery d JOIN subscriber s ON s.id = d.subscriber_id"
     " WHERE d.due_at <= {now}%s ORDER BY d.due_at LIMIT {limit}"
 )
@@ -120,6 +130,13 @@ _TAKE = (
     " claimed_by = {owner} WHERE id IN "
 )
 _SKIP = "UPDATE delivery SET status = 'skipped', due_at = NULL, lease_until = NULL WHERE id IN "
+
+
+def skip(engine: Engine, delivery_ids: Sequence[int]) -> None:
+    """Mark claimed deliveries skipped: nothing is left to send them for."""
+    if delivery_ids:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(_SKIP + _id_list(delivery_ids))
 
 
 def _id_list(ids: Iterable[int]) -> str:
@@ -181,6 +198,10 @@ def claim(
             raw_created_at=row[6],
             ambiguous_count=row[7],
             kind=row[12],
+            period=row[13],
+            digest_after=row[14],
+            digest_through=row[15],
+            pending_email=row[16],
         )
         for row in taken
     ]
@@ -344,40 +365,3 @@ def next_due(engine: Engine) -> datetime | None:
     with engine.connect() as connection:
         value = connection.execute(sa.select(sa.func.min(D.due_at))).scalar_one()
     return UTCDateTime().process_result_value(value, engine.dialect) if value else None
-
-
-def counts_by_post(engine: Engine, *, post_id: int | None = None) -> dict[int, dict[str, int]]:
-    """Deliveries of each post by state (transactional mail: ``counts_by_kind``)."""
-    query = sa.select(D.post_id, D.status, sa.func.count()).group_by(D.post_id, D.status)
-    query = query.where(D.post_id.is_not(None) if post_id is None else D.post_id == post_id)
-    return _counts(engine, query)
-
-
-def counts_by_kind(engine: Engine) -> dict[str, dict[str, int]]:
-    """Transactional emails (confirmations, welcomes) of each kind by state."""
-    query = sa.select(D.kind, D.status, sa.func.count()).where(D.post_id.is_(None))
-    return _counts(engine, query.group_by(D.kind, D.status))
-
-
-def _counts(engine: Engine, query: sa.Select[tuple[Any, str, int]]) -> dict[Any, dict[str, int]]:
-    counts: dict[Any, dict[str, int]] = {}
-    with engine.connect() as connection:
-        for group, status, n in connection.execute(query):
-            counts.setdefault(group, {s.value: 0 for s in DeliveryStatus})[status] = n
-    return counts
-
-
-def failure_reasons(engine: Engine, *, limit: int = 10) -> list[tuple[str, str, int]]:
-    """(what: a post's title or a message kind, the relay's last answer, how many) for
-    failed deliveries, the commonest first: what the admin must fix."""
-    what = sa.func.coalesce(post_table.c.title, D.kind)
-    query = (
-        sa.select(what, D.last_error, sa.func.count())
-        .select_from(delivery_table.outerjoin(post_table, post_table.c.id == D.post_id))
-        .where(D.status == DeliveryStatus.FAILED.value)
-        .group_by(what, D.last_error)
-        .order_by(sa.func.count().desc())
-        .limit(limit)
-    )
-    with engine.connect() as connection:
-        return [(str(w), str(e), int(n)) for w, e, n in connection.execute(query)]

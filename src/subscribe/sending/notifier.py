@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Engine
 
 from subscribe.config import Settings
-from subscribe.db.models import DeliveryStatus, utcnow
+from subscribe.db.models import DeliveryStatus, MessageKind, utcnow
 from subscribe.errors import (
     AmbiguousDelivery,
     ConnectionDropped,
@@ -51,11 +51,7 @@ from .sender import Envelope, NextEnvelope, Sender, SenderFactory
 
 MAX_DROPS_PER_MESSAGE = 3
 QUEUE_PER_LANE = 8
-
 ProgressCallback = Callable[[int, int], None]  # (done, total)
-
-
-# -- the sending loop --------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -250,8 +246,14 @@ class Notifier:
     async def _queue_messages(
         self, queue: asyncio.Queue[_Job | None], claimed: list[Claimed]
     ) -> bool:
-        """Confirmations and welcomes, made here (see ``messages``), queued in order."""
-        for item in claimed:
+        """Confirmations, welcomes and digests, made here (see ``messages``), queued in
+        order; a digest left with nothing to list (its posts deleted, or the reader's
+        categories changed since) is skipped."""
+        kept = await self._messages.prepare(claimed)
+        for gone in {c.delivery_id for c in claimed} - {c.delivery_id for c in kept}:
+            self._report.count(DeliveryStatus.SKIPPED, digest=True)
+            del self._held[gone]
+        for item in kept:
             if self._stopping:
                 return False
             envelope, mid = await self._messages.envelope(item)
@@ -380,7 +382,8 @@ class Notifier:
         )
 
     def _count(self, outcome: Outcome, claimed: Claimed) -> None:
-        self._report.count(outcome.status, post_id=claimed.post_id)
+        digest = claimed.kind == MessageKind.DIGEST.value
+        self._report.count(outcome.status, post_id=claimed.post_id, digest=digest)
         self._done += 1
         if self._on_progress is not None:
             self._on_progress(self._done, self._total)

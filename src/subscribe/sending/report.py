@@ -24,13 +24,20 @@ class RunReport:
     # Each post's outcomes: a pass sends whatever is due, an older post's backlog included,
     # and `notify` must not report that as its own post's figures.
     by_post: dict[int, dict[str, int]] = field(default_factory=dict)
+    # Digests by outcome: counted in the figures above too, as list email.
+    digests: dict[str, int] = field(default_factory=dict)
 
-    def count(self, status: DeliveryStatus, *, post_id: int | None = None) -> None:
-        if post_id is None:
+    def count(
+        self, status: DeliveryStatus, *, post_id: int | None = None, digest: bool = False
+    ) -> None:
+        if digest:
+            self.digests[status.value] = self.digests.get(status.value, 0) + 1
+        elif post_id is None:
             self.messages[status.value] = self.messages.get(status.value, 0) + 1
             return
-        per_post = self.by_post.setdefault(post_id, {})
-        per_post[status.value] = per_post.get(status.value, 0) + 1
+        else:
+            per_post = self.by_post.setdefault(post_id, {})
+            per_post[status.value] = per_post.get(status.value, 0) + 1
         if status == DeliveryStatus.SENT:
             self.sent += 1
         elif status == DeliveryStatus.DEFERRED:
@@ -60,8 +67,15 @@ class RunReport:
             f"failed {self.failed}"
             + (f", ambiguous {self.ambiguous}" if self.ambiguous else "")
             + f" in {self.elapsed:.1f} s ({self.rate:.0f} msg/s)"
+            + self._digests_summary()
             + self._messages_summary()
         )
+
+    def _digests_summary(self) -> str:
+        if not self.digests:
+            return ""
+        counts = ", ".join(f"{status} {n}" for status, n in sorted(self.digests.items()))
+        return f"; of them digests: {counts}"
 
     def _messages_summary(self) -> str:
         if not self.messages:

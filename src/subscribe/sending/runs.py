@@ -86,6 +86,7 @@ def run_worker(
     on_relay_error: Callable[[DeliveryError], None],
     on_database_error: Callable[[Exception], None] = lambda exc: None,
     poll_seconds: float = 5.0,
+    before_pass: Callable[[], object] | None = None,
 ) -> None:
     """Pass after pass until stopped (or, with ``until_idle``, until a pass finds nothing).
 
@@ -94,6 +95,7 @@ def run_worker(
     long-running worker instead of ending it; once the database answers again, what this
     worker held when it lost it is queued again at once (a message the relay had accepted
     then may go twice, at most one per connection, with the same Message-ID).
+    ``before_pass`` runs (in a thread) before each pass: `worker` queues digests there.
     """
     owner = Owner.this_process()
 
@@ -113,6 +115,8 @@ def run_worker(
                 )
                 current[:] = [notifier]
                 try:
+                    if before_pass is not None:
+                        await asyncio.to_thread(before_pass)
                     report = await notifier.run()
                 except RelayUnavailable as exc:
                     if until_idle:

@@ -8,6 +8,7 @@ module only wires them to what they share (``WebContext``).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -19,13 +20,14 @@ from subscribe.config import Settings
 from subscribe.db import store
 from subscribe.db.ratelimit import Limit, RateLimiter
 from subscribe.mail.render import make_environment
+from subscribe.readers.signups import SignupQueue, sign_up_batch
 from subscribe.readers.tokens import tokens_for
 from subscribe.sending.outbox import Outbox
 from subscribe.sending.sender import SenderFactory, smtp_sender_factory
 
-from . import devmailbox, handlers, health, hooks_publish, links, signup
+from . import devmailbox, handlers, health, hooks_publish, links, preferences, signup
 from .clientip import ClientIPResolver, parse_networks
-from .context import WebContext
+from .context import WebContext, now
 from .forms import MAX_BODY_BYTES
 from .headers import SecurityHeaders, content_security_policy, origin_of
 from .pages import Pages
@@ -47,6 +49,7 @@ def create_app(
     site_origin = origin_of(settings.site_url)
     engine = store.open_store(settings.database_url)
     sender_factory = sender_factory or smtp_sender_factory(settings)
+    signup_limit = Limit("subscribe-ip", settings.subscribe_rate_limit, SIGNUP_WINDOW)
     context = WebContext(
         settings=settings,
         engine=engine,
@@ -54,8 +57,9 @@ def create_app(
         pages=pages,
         sender_factory=sender_factory,
         outbox=Outbox(engine, settings, sender_factory=sender_factory, tokens=tokens),
-        signup_limiter=RateLimiter(
-            engine, Limit("subscribe-ip", settings.subscribe_rate_limit, SIGNUP_WINDOW)
+        signup_limiter=RateLimiter(engine, signup_limit),
+        signups=SignupQueue(
+            functools.partial(sign_up_batch, engine, settings, limit=signup_limit, now=now)
         ),
         client_ips=client_ips,
         site_origin=site_origin,
@@ -72,6 +76,7 @@ def create_app(
         finally:
             sender.cancel()
             await asyncio.gather(sender, return_exceptions=True)
+            await asyncio.to_thread(context.signups.close)
             engine.dispose()
 
     # No generated API docs: this is a public site, not an API to explore.
@@ -90,6 +95,7 @@ def create_app(
     handlers.install(app)
     app.include_router(signup.router)
     app.include_router(links.router)
+    app.include_router(preferences.router)
     app.include_router(health.router)
     app.include_router(hooks_publish.router)
     if dev_mailbox is not None:

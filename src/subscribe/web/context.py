@@ -16,12 +16,15 @@ from subscribe.config import Settings
 from subscribe.db import store
 from subscribe.db.ratelimit import RateLimiter
 from subscribe.errors import RateLimited
+from subscribe.readers.signups import SignupQueue
 from subscribe.readers.tokens import Tokens
 from subscribe.sending.outbox import Outbox
 from subscribe.sending.sender import SenderFactory
 
 from .clientip import ClientIPResolver, limit_key
 from .pages import Pages
+
+TOO_MANY_REQUESTS = "Too many requests from your network. Please wait a minute and try again."
 
 
 def now() -> datetime:
@@ -37,6 +40,7 @@ class WebContext:
     sender_factory: SenderFactory
     outbox: Outbox  # sends the confirmations and welcomes the routes put on the ledger
     signup_limiter: RateLimiter
+    signups: SignupQueue  # POST /subscribe's writer: sign-ups stored in batches
     client_ips: ClientIPResolver
     site_origin: str  # the blog's origin: the only one allowed to post JSON cross-origin
     dev_mailbox: Path | None
@@ -50,9 +54,7 @@ class WebContext:
         may send a confirmation email (else ``RateLimited``). Blocking: run it in a thread."""
         client_ip = self.client_ip(request)
         if not self.signup_limiter.hit(limit_key(client_ip), now=now()):
-            raise RateLimited(
-                "Too many requests from your network. Please wait a minute and try again."
-            )
+            raise RateLimited(TOO_MANY_REQUESTS)
         return client_ip
 
     def write_session(self) -> AbstractContextManager[Session]:

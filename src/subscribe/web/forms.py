@@ -26,16 +26,49 @@ def wants_json(request: Request) -> bool:
     )
 
 
+async def _json_object(request: Request) -> dict[str, object]:
+    try:
+        data = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPException(400, "The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise HTTPException(400, 'Send a JSON object, e.g. {"email": "you@example.org"}.')
+    return data
+
+
+async def read_field_lists(request: Request) -> dict[str, list[str]]:
+    """Every value of each posted field, for fields a form repeats (``categories``): a
+    JSON field may be a string or a list of strings."""
+    kind = content_type(request)
+    if kind in FORM_TYPES:
+        async with request.form(max_files=0, max_fields=MAX_FIELDS * 5) as form:
+            lists: dict[str, list[str]] = {}
+            for key, value in form.multi_items():
+                if isinstance(value, str):
+                    lists.setdefault(key, []).append(value)
+            return lists
+    if kind == "application/json":
+        data = await _json_object(request)
+        found: dict[str, list[str]] = {}
+        for key, value in data.items():
+            if isinstance(value, str):
+                found[str(key)] = [value]
+            elif isinstance(value, list):
+                found[str(key)] = [v for v in value if isinstance(v, str)]
+        return found
+    return {key: [value] for key, value in (await read_fields(request)).items()}
+
+
+def last_values(lists: dict[str, list[str]]) -> dict[str, str]:
+    """One value per field, the last one, as ``read_fields`` gives them."""
+    return {key: values[-1] for key, values in lists.items() if values}
+
+
 async def read_fields(request: Request) -> dict[str, str]:
     """The posted text fields (last value wins); files and non-text JSON values are ignored."""
     kind = content_type(request)
     if kind == "application/json":
-        try:
-            data = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
-            raise HTTPException(400, "The request body is not valid JSON.") from None
-        if not isinstance(data, dict):
-            raise HTTPException(400, 'Send a JSON object, e.g. {"email": "you@example.org"}.')
+        data = await _json_object(request)
         return {str(k): v for k, v in data.items() if isinstance(v, str)}
     if kind in FORM_TYPES:
         async with request.form(max_files=0, max_fields=MAX_FIELDS) as form:

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from subscribe.errors import (
     ConfigError,
     InvalidAddress,
+    InvalidChoice,
     NotFound,
     RateLimited,
     SubscribeError,
@@ -39,6 +40,7 @@ _STATUS: list[tuple[type[SubscribeError], int]] = [
     (TokenInvalid, 400),
     (RateLimited, 429),
     (NotFound, 404),
+    (InvalidChoice, 400),
     (ConfigError, 500),
 ]
 

@@ -107,8 +107,10 @@ def confirm(token: str, background: BackgroundTasks, context: Ctx) -> Response:
 
 @router.get("/unsubscribe/{token}")
 def unsubscribe_page(token: str, context: Ctx) -> Response:
-    context.tokens.read_unsubscribe(token)
-    return context.pages.render("unsubscribe")
+    subject = context.tokens.read_unsubscribe(token)
+    return context.pages.render(
+        "unsubscribe", preferences_token=context.tokens.preferences_token_of(subject)
+    )
 
 
 @router.post("/unsubscribe/{token}")

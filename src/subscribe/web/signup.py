@@ -1,4 +1,5 @@
-"""The public side of signing up: the form, the embeddable snippet and ``POST /subscribe``.
+"""The public side of signing up: the form, the embeddable snippet and ``POST /subscribe``
+(stored through ``readers.signups``: one writer thread, sign-ups in batches).
 
 ``POST /subscribe`` answers with the same page, status and bytes (the address aside)
 whether the address is new, pending, confirmed or unsubscribed: the confirmation email
@@ -7,19 +8,21 @@ goes out in the background after the response, and only when the use case says o
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from fastapi import APIRouter, BackgroundTasks, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from subscribe.errors import InvalidAddress, SubscribeError
+from subscribe.errors import InvalidAddress, RateLimited, SubscribeError
 from subscribe.readers import subscribers
 from subscribe.readers.addresses import normalize
-from subscribe.readers.subscribers import Consent, SignupOutcome
+from subscribe.readers.signups import SignupRequest, SignupResult
+from subscribe.readers.subscribers import Consent
 
-from .context import Ctx, WebContext, now
+from .clientip import limit_key
+from .context import TOO_MANY_REQUESTS, Ctx, WebContext
 from .forms import read_fields, wants_json
 from .handlers import domain_error_response, http_error_response
 
@@ -38,30 +41,31 @@ def _consent(request: Request, fields: dict[str, str], client_ip: str) -> Consen
     return Consent(source=source, ip=client_ip, user_agent=request.headers.get("user-agent", ""))
 
 
-def _sign_up(
+async def _sign_up(
     context: WebContext, request: Request, fields: dict[str, str]
-) -> tuple[str, SignupOutcome | None]:
-    """Runs in the threadpool: the limit, the address check, then the use case.
+) -> tuple[str, SignupResult | None]:
+    """The address check, then the sign-up through the batch writer (which also applies
+    the per-client limit: RateLimited).
 
     Returns the address to show (normalised from what was typed, never read back from the
-    database, where its case may differ) and the outcome (None for a bot).
+    database, where its case may differ) and the result (None for a bot).
     """
-    client_ip = context.check_signup_rate(request)
-    email = fields.get("email", "")
-    shown = normalize(email).display  # an invalid address answers the same, bot or not
+    client_ip = context.client_ip(request)
+    address = normalize(fields.get("email", ""))  # an invalid address answers the same, bot or not
     if fields.get(HONEYPOT_FIELD, "").strip():
         logger.info("honeypot filled: signup from %s ignored", client_ip)
-        return shown, None
-    with context.write_session() as session:
-        outcome = subscribers.request_subscription(
-            session,
-            context.settings,
-            email=email,
-            name=fields.get("name", ""),
-            consent=_consent(request, fields, client_ip),
-            now=now(),
-        )
-    return shown, outcome
+        return address.display, None
+    subscribers.check_domain(context.settings, address)
+    signup = SignupRequest(
+        address=address,
+        name=fields.get("name", ""),
+        consent=_consent(request, fields, client_ip),
+        rate_key=limit_key(client_ip),
+    )
+    result = await asyncio.wrap_future(context.signups.submit(signup))
+    if result.limited:
+        raise RateLimited(TOO_MANY_REQUESTS)
+    return address.display, result
 
 
 def _check_inbox(context: WebContext, request: Request, email: str) -> Response:
@@ -133,7 +137,7 @@ async def subscribe(request: Request, background: BackgroundTasks, context: Ctx)
     fields: dict[str, str] = {}
     try:
         fields = await read_fields(request)
-        shown, outcome = await run_in_threadpool(_sign_up, context, request, fields)
+        shown, outcome = await _sign_up(context, request, fields)
         if outcome is not None and outcome.confirmation_due:
             background.add_task(context.outbox.flush)
         response = _check_inbox(context, request, shown)

@@ -1,0 +1,147 @@
+"""Web sign-ups in batches: whoever asks while a batch is being written waits for the next
+one, and each batch is one transaction (one hold of SQLite's write lock) for all of them.
+
+A batch does, for each sign-up in turn: the per-client rate limit, then a new pending reader
+with their confirmation slot taken and their confirmation email on the ledger. An address
+already known (pending, confirmed, gone) takes the ordinary use case afterwards, in its own
+transaction, so what it answers and sends is exactly ``request_subscription``'s.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+
+from subscribe.config import Settings
+from subscribe.db import store
+from subscribe.db.ratelimit import PRUNE_BATCH, Limit
+from subscribe.db.signups import SignupStatements
+
+from .addresses import Address
+from .subscribers import Consent, clean_name, request_subscription
+
+logger = logging.getLogger(__name__)
+BATCH_LIMIT = 64  # sign-ups per transaction, at most
+
+
+@dataclass(frozen=True, slots=True)
+class SignupRequest:
+    address: Address  # already normalised and allowed (blocked domains refused)
+    name: str
+    consent: Consent
+    rate_key: str  # the client, as the per-client limit counts it
+
+
+@dataclass(frozen=True, slots=True)
+class SignupResult:
+    limited: bool = False  # over the per-client limit: nothing stored
+    confirmation_due: bool = False  # a confirmation email is on the ledger
+
+
+def sign_up_batch(
+    engine: Engine,
+    settings: Settings,
+    requests: list[SignupRequest],
+    *,
+    limit: Limit,
+    now: Callable[[], datetime],
+) -> list[SignupResult]:
+    """Store a batch of sign-ups; one result per request, in order."""
+    at = now()
+    results: list[SignupResult | None] = [None] * len(requests)
+    known: list[int] = []
+    cutoff = at - limit.window
+    connection = engine.connect().execution_options(immediate=True)
+    with connection, connection.begin():
+        statements = SignupStatements(connection, now=at)
+        if limit.count > 0:
+            statements.prune(f"{limit.name}:", cutoff=cutoff, batch=PRUNE_BATCH)
+        for index, request in enumerate(requests):
+            bucket = f"{limit.name}:{request.rate_key}"[:200]
+            if limit.count > 0 and not statements.hit(bucket, cutoff=cutoff, limit=limit.count):
+                results[index] = SignupResult(limited=True)
+                continue
+            consent = request.consent
+            added = statements.new_reader(
+                email=request.address.display,
+                email_key=request.address.key,
+                name=clean_name(request.name),
+                source=consent.source[:200],
+                ip=consent.ip[:64],
+                user_agent=consent.user_agent[:400],
+            )
+            if added is None:
+                known.append(index)
+            else:
+                results[index] = SignupResult(confirmation_due=True)
+    for index in known:
+        request = requests[index]
+        with store.write_session(engine) as session:
+            outcome = request_subscription(
+                session,
+                settings,
+                email=request.address.display,
+                name=request.name,
+                consent=request.consent,
+                now=now(),
+            )
+        results[index] = SignupResult(confirmation_due=outcome.confirmation_due)
+    return [result or SignupResult() for result in results]
+
+
+class SignupQueue:
+    """One writer thread taking sign-ups in batches; ``submit`` hands back a Future."""
+
+    def __init__(self, write: Callable[[list[SignupRequest]], list[SignupResult]]) -> None:
+        self._write = write
+        self._waiting: queue.SimpleQueue[tuple[SignupRequest, Future[SignupResult]] | None]
+        self._waiting = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="signup-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, request: SignupRequest) -> Future[SignupResult]:
+        future: Future[SignupResult] = Future()
+        self._waiting.put((request, future))
+        return future
+
+    def close(self) -> None:
+        self._waiting.put(None)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            first = self._waiting.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < BATCH_LIMIT:
+                try:
+                    item = self._waiting.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._finish(batch)
+            if stop:
+                return
+
+    def _finish(self, batch: list[tuple[SignupRequest, Future[SignupResult]]]) -> None:
+        try:
+            results = self._write([request for request, _ in batch])
+        except Exception as exc:  # the database is away: every waiting request hears it
+            logger.warning("a batch of %d sign-ups failed: %s", len(batch), exc)
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            future.set_result(result)
