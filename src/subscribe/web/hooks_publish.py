@@ -58,8 +58,10 @@ async def publish_hook(request: Request, ctx: Ctx) -> JSONResponse:
         {"title": p.title, "url": p.url, "new": p.is_new, "queued": p.enqueued}
         for p in outcome.posts
     ]
-    if outcome.new:
+    if outcome.posts:
+        # Also for a post announced before: what a relay outage left queued goes now.
         ctx.outbox.wake(posts=True)
+    if outcome.new:
         return JSONResponse({"status": "accepted", "posts": posts}, status_code=202)
     status = "already announced" if posts else "nothing new"
     return JSONResponse({"status": status, "posts": posts}, status_code=200)
