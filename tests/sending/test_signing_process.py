@@ -12,6 +12,7 @@ import dkim
 import pytest
 from conftest import make_settings
 from dnsserver import DNSTestServer, dns_server
+from mailserver import SMTPServer
 
 from subscribe.mail import dkim_keys
 from subscribe.mail.envelopes import PostContent
@@ -74,7 +75,8 @@ def renderer(tmp_path: Path, key: Path) -> Iterator[SigningRenderer]:
 
 def assert_verified(wires: list[bytes], dns: DNSTestServer) -> None:
     for wire in wires:
-        assert dkim.verify(smtp_unstuff(wire), dnsfunc=dns.txt)
+        message = smtp_unstuff(wire) if wire.endswith(b"\r\n.\r\n") else wire
+        assert dkim.verify(message, dnsfunc=dns.txt)
 
 
 def test_the_signing_process_signs_its_share(renderer: SigningRenderer, dns: DNSTestServer) -> None:
@@ -116,3 +118,55 @@ def test_a_signing_process_only_for_signed_runs_big_enough(
         assert isinstance(renderer, SigningRenderer)
     finally:
         renderer.close()
+
+
+def test_a_notify_run_signs_through_the_process_and_finishes(
+    tmp_path: Path,
+    key: Path,
+    dns: DNSTestServer,
+    smtp_server: SMTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Through the CLI, on its event loop (uvloop), with batches in flight to the signing
+    process: every reader gets one message, and every message verifies."""
+    from clihelp import run, settings_env
+    from sqlmodel import Session
+
+    from subscribe.db import store
+    from subscribe.db.models import utcnow
+    from subscribe.readers import subscribers
+
+    made: list[SigningRenderer] = []
+    original = SigningRenderer.__init__
+
+    def init(self: SigningRenderer, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        started(self)  # the process signs from the first batch
+        made.append(self)
+
+    monkeypatch.setattr(render_process, "SIGNING_PROCESS_MIN_MESSAGES", 0)
+    monkeypatch.setattr(render_process.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(SigningRenderer, "__init__", init)
+    smtp_server.handler.pipelining = True
+    settings = make_settings(
+        f"sqlite:///{tmp_path / 'n.db'}",
+        smtp_server,
+        dkim_selector="s1",
+        dkim_private_key_file=str(key),
+        smtp_connections=8,
+    )
+    settings_env(monkeypatch, settings)
+    readers = 400
+    engine = store.open_store(settings.database_url)
+    with Session(engine) as session:
+        for i in range(readers):
+            subscribers.add(
+                session, settings, email=f"r{i}@example.org", confirmed=True, now=utcnow()
+            )
+    engine.dispose()
+    result = run("notify", "--title", "Many", "--url", "https://blog.example/many", "--yes")
+    assert result.exit_code == 0, result.output
+    assert f"sent {readers}," in result.stdout
+    assert made and made[0]._ready and not made[0]._broken
+    assert len(smtp_server.messages) == readers
+    assert_verified([m.data for m in smtp_server.messages], dns)

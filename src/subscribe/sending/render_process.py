@@ -37,6 +37,7 @@ RENDER_PROCESS_MIN_MESSAGES = 5000
 # An RSA-2048 signature costs ~0.8 ms of CPU, three times the rest of a message: with DKIM
 # on, a signing process pays from a much smaller run.
 SIGNING_PROCESS_MIN_MESSAGES = 1000
+REPLY_POLL_SECONDS = 0.001
 
 
 class Renderer(Protocol):
@@ -157,17 +158,18 @@ class SigningRenderer:
     gets and returns a few hundred bytes a message (not the 10 KB a render process would).
 
     Signing is most of a signed message's CPU, so both processes sign: each batch is split,
-    the signing process gets its share over a pipe while this one signs the rest. Batches
-    queue up in the pipe (replies come back in order), so the signing process keeps busy
-    while this one sends; the share grows while it keeps up and shrinks while it falls
-    behind (the machine is shared: neither can count on a whole core). A plain pipe, not a
-    ProcessPoolExecutor: its feeder threads would wait for the GIL, which an RSA signature
-    holds. A process that has not started yet, or has died, leaves all of it to this one,
-    so the run goes on either way."""
+    the signing process gets its share over a pipe while this one signs the rest. Up to
+    ``IN_FLIGHT`` batches queue up in the pipe (replies come back in order), so the signing
+    process keeps busy while this one sends; the share grows while it keeps up and shrinks
+    while it falls behind (the machine is shared: neither can count on a whole core). A
+    plain pipe, not a ProcessPoolExecutor: its feeder threads would wait for the GIL, which
+    an RSA signature holds. A process that has not started yet, or has died, leaves all of
+    it to this one, so the run goes on either way."""
 
     batch = 48
     ahead = 4
     SHARE_STEP = 0.05
+    IN_FLIGHT = 2  # batches at the signing process: ~130 KB out, ~50 KB of replies
 
     def __init__(self, settings: Settings, tokens: Tokens) -> None:
         self._factory = EnvelopeFactory(settings, tokens)
@@ -197,8 +199,6 @@ class SigningRenderer:
             try:
                 if self._conn.poll():
                     self._ready = self._conn.recv() == "ready"
-                    loop = asyncio.get_running_loop()
-                    loop.add_reader(self._conn.fileno(), self._drain)
             except (EOFError, OSError):
                 self._broken = True
         return self._ready and not self._broken
@@ -213,8 +213,6 @@ class SigningRenderer:
 
     def _give_up(self) -> None:
         self._broken = True
-        with contextlib.suppress(ValueError, OSError):
-            asyncio.get_running_loop().remove_reader(self._conn.fileno())
         while self._waiting:
             self._waiting.popleft().set_exception(EOFError())
 
@@ -230,6 +228,11 @@ class SigningRenderer:
 
     async def _signatures(self, unsigned: list[Unsigned | None]) -> list[bytes]:
         if not self._usable():
+            return self._sign_here(unsigned)
+        self._drain()
+        if len(self._waiting) >= self.IN_FLIGHT:
+            # Both sides write to a socket with a bounded buffer: with more in flight the
+            # signing process could block on its replies while this one blocks sending.
             return self._sign_here(unsigned)
         cut = round(len(unsigned) * self.share)
         theirs: asyncio.Future[list[bytes]] = asyncio.get_running_loop().create_future()
@@ -248,14 +251,20 @@ class SigningRenderer:
         elif len(self._waiting) > 1:
             self.share = max(self.share - self.SHARE_STEP, 0.05)
         try:
-            return await theirs + ours
+            return await self._reply(theirs) + ours
         except EOFError:
             return self._sign_here(unsigned[:cut]) + ours
 
+    async def _reply(self, theirs: asyncio.Future[list[bytes]]) -> list[bytes]:
+        """Wait for a batch's signatures, reading the pipe between other work. Polled, not
+        ``loop.add_reader``: uvloop's reader missed replies here and left a run hanging."""
+        while True:
+            self._drain()
+            if theirs.done():
+                return theirs.result()
+            await asyncio.sleep(REPLY_POLL_SECONDS)
+
     def close(self) -> None:
-        if self._ready and not self._broken:
-            with contextlib.suppress(ValueError, OSError, RuntimeError):
-                asyncio.get_running_loop().remove_reader(self._conn.fileno())
         with contextlib.suppress(OSError):
             self._conn.send(None)
         self._conn.close()
