@@ -16,7 +16,12 @@ subscribe's rate is the sending pass by its own clock (``sent N ... in X s``: fr
 first claim to the last ledger write, without interpreter start-up and enqueueing; for two
 processes, from the earlier start to the later end). Wall-clock figures come with it.
 
+With ``--dkim``, only ``notify`` runs, with DKIM signing off and on (RSA-2048 and the
+optional ed25519 signature, ``--dkim-ed25519``), alternating off/on/off/on into the same
+sink on fresh copies of the database; the ratio uses the mean of each pair (target 0.5x).
+
     uv run python bench/throughput.py [--messages 20000] [--connections 4,16,64] [--smoke]
+    uv run python bench/throughput.py --dkim [--messages 20000] [--connections 64]
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from harness import (
     postfix_tools,
     preview,
     python_helper,
+    run_subscribe,
     save_results,
     write_post,
     write_subscribers,
@@ -50,6 +56,7 @@ from tools import Sink, smtp_source
 
 TARGET_VS_SOURCE = 0.5
 TARGET_VS_SMTPLIB = 10.0
+TARGET_DKIM_VS_OFF = 0.5
 
 
 def detail(label: str, result: Result, messages: int, sink_cpu: float) -> str:
@@ -97,6 +104,58 @@ def two_processes(
     return sent / (end - start), results, sink_cpu
 
 
+def dkim_comparison(
+    ws: Workspace, template, post, sink: Sink, counts: list[int], messages: int, ed25519: bool
+) -> list[dict[str, object]]:
+    """notify with DKIM off and on, alternating, per connection count."""
+    keys = {"dkim_selector": "bench", "dkim_private_key_file": ws.path("dkim-rsa.pem")}
+    setup = child_env()
+    run_subscribe(
+        ["dkim", "keygen", "--out", str(keys["dkim_private_key_file"])], setup, ws.dir
+    ).check("dkim keygen")
+    if ed25519:
+        keys["dkim_ed25519_key_file"] = ws.path("dkim-ed.pem")
+        out = str(keys["dkim_ed25519_key_file"])
+        run_subscribe(["dkim", "keygen", "--ed25519", "--out", out], setup, ws.dir).check(
+            "dkim keygen --ed25519"
+        )
+    runs = []
+    for connections in counts:
+        rates: dict[str, list[float]] = {"off": [], "on": []}
+        for round_ in range(2):
+            for mode in ("off", "on"):
+                db = clone_db(template, ws.path(f"dkim-{mode}-{connections}-{round_}.db"))
+                env = child_env(
+                    database_url=db_url(db),
+                    smtp_port=sink.port,
+                    smtp_connections=connections,
+                    **(keys if mode == "on" else {}),
+                )
+                log(f"{connections} connections: notify, DKIM {mode} ...")
+                result = notify(post, env, ws.dir)
+                expect_all_sent(result, messages, f"notify (DKIM {mode})")
+                assert result.summary is not None
+                rates[mode].append(result.summary.rate)
+        on = sum(rates["on"]) / 2
+        off = sum(rates["off"]) / 2
+        signatures = "rsa-sha256 + ed25519-sha256" if ed25519 else "rsa-sha256"
+        print(
+            figure(
+                f"throughput with DKIM ({signatures}), {connections} connections",
+                "notify DKIM on",
+                on,
+                "notify DKIM off",
+                off,
+                TARGET_DKIM_VS_OFF,
+            )
+        )
+        spread_on = ", ".join(f"{r:.0f}" for r in rates["on"])
+        spread_off = ", ".join(f"{r:.0f}" for r in rates["off"])
+        print(f"  runs: DKIM off {spread_off} msg/s, DKIM on {spread_on} msg/s", flush=True)
+        runs.append({"connections": connections, "dkim_on": rates["on"], "dkim_off": rates["off"]})
+    return runs
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common_arguments(parser)
@@ -104,9 +163,13 @@ def main() -> int:
     parser.add_argument("--connections", default="4,16,64", help="comma-separated counts")
     parser.add_argument("--smtplib-seconds", type=float, default=10.0)
     parser.add_argument("--one-process", action="store_true", help="skip the 2-process runs")
+    parser.add_argument("--dkim", action="store_true", help="notify with DKIM off vs on only")
+    parser.add_argument("--dkim-ed25519", action="store_true", help="add the ed25519 signature")
     args = parser.parse_args()
     if args.smoke:
         args.messages, args.connections, args.smtplib_seconds = 300, "4", 1.0
+    if args.dkim and args.connections == parser.get_default("connections"):
+        args.connections = "64"
     counts = [int(c) for c in args.connections.split(",")]
     messages = args.messages
 
@@ -130,6 +193,12 @@ def main() -> int:
         eml = message.write_lf(ws.path("message.eml"))
         print(f"message: {message.size} bytes (subscribe preview of the post), sink {sink.kind}")
         results["message_bytes"] = message.size
+        if args.dkim:
+            results["dkim"] = dkim_comparison(
+                ws, template, post, sink, counts, messages, args.dkim_ed25519
+            )
+            log(f"results: {save_results('throughput-dkim', results)}")
+            return 0
         best: tuple[float, int] = (0.0, 0)
 
         for connections in counts:

@@ -85,15 +85,20 @@ class RecordingHandler:
 
 
 class SMTPServer:
-    def __init__(self, handler: RecordingHandler | None = None, port: int = 0) -> None:
+    def __init__(
+        self, handler: RecordingHandler | None = None, port: int = 0, **options: Any
+    ) -> None:
+        """``options`` go to aiosmtpd's SMTP: ``tls_context`` (offer STARTTLS),
+        ``authenticator`` and ``auth_require_tls`` (offer AUTH)..."""
         self.handler = handler or RecordingHandler()
         self.host = "127.0.0.1"
         self.port = port or free_port()
+        self._options = options
         self._controller: Controller | None = None
 
     def start(self) -> SMTPServer:
         self._controller = Controller(
-            self.handler, hostname=self.host, port=self.port, decode_data=False
+            self.handler, hostname=self.host, port=self.port, decode_data=False, **self._options
         )
         self._controller.start()
         return self

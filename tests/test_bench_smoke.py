@@ -34,6 +34,10 @@ FIGURES: dict[tuple[str, ...], list[str]] = {
         "throughput, 4 connections, 1 process: subscribe notify",
         "throughput vs plain loop: subscribe notify",
     ],
+    ("throughput.py", "--dkim", "--dkim-ed25519"): [
+        "message:",
+        "throughput with DKIM (rsa-sha256 + ed25519-sha256), 4 connections: notify DKIM on",
+    ],
     ("latency.py",): [
         "machine:",
         "round trip through the proxy:",

@@ -1,9 +1,9 @@
 """The package layout keeps the data flow one-way: a package imports only those below it.
 
     errors < config, content, refusals, devmail < db < readers < mail < sending
-           < posts, bounces < web < cli
+           < posts, bounces, doctor < web < cli
 
-``posts`` and ``bounces`` are peers: neither imports the other. Read from the source with
+``posts``, ``bounces`` and ``doctor`` are peers: none imports another. Read from the source with
 ``ast``, lazy imports inside functions included.
 """
 
@@ -27,6 +27,7 @@ RANK = {
     "sending": 5,
     "posts": 6,
     "bounces": 6,
+    "doctor": 6,
     "web": 7,
     "cli": 8,
     "__init__": 9,

@@ -8,6 +8,7 @@ names the variable, so the CLI can print it without a traceback.
 from __future__ import annotations
 
 import functools
+import re
 from email.utils import formataddr, parseaddr
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +22,7 @@ ENV_PREFIX = "SUBSCRIBE_"
 
 
 MIN_SECRET_KEY_LENGTH = 16
+_DNS_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*")
 MAKE_A_KEY = "python -c 'import secrets; print(secrets.token_urlsafe())'"
 
 
@@ -81,6 +83,18 @@ class Settings(BaseSettings):
     timezone: str = "UTC"
     categories: str = ""  # what readers may choose; empty: the categories seen on posts
     form_choices: str = ""  # "cadence,categories": what the subscribe form offers
+    # DKIM: on when a selector and an RSA key file are set. The domain is MAIL_FROM's
+    # unless DKIM_DOMAIN names another (it must align with From for DMARC).
+    dkim_selector: str = ""
+    dkim_private_key_file: Path | None = None
+    dkim_domain: str = ""
+    dkim_ed25519_key_file: Path | None = None
+    # The ed25519 key needs a selector of its own: SELECTOR-ed25519 unless set.
+    dkim_ed25519_selector: str = ""
+    # HOST:PORT of the DNS resolver `subscribe doctor` asks; empty: the system's.
+    dns_resolver: str = ""
+    # Authenticates POST /hooks/publish; empty: the hook answers 404.
+    webhook_secret: SecretStr = SecretStr("")
 
     # The relays' bounce and complaint webhooks (POST /hooks/bounces/...); each is off (404)
     # until its secret is set. SES: the SNS topics whose notifications are accepted, and the
@@ -112,6 +126,26 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
+    @field_validator("dkim_selector", "dkim_ed25519_selector", "dkim_domain")
+    @classmethod
+    def _dns_name(cls, value: str) -> str:
+        # Written into the DKIM-Signature header and looked up in DNS: labels only, so no
+        # value can inject a tag or a header line.
+        value = value.strip().rstrip(".").lower()
+        if value and not _DNS_NAME.fullmatch(value):
+            raise ValueError("must be a DNS name (letters, digits, '-', '_' and dots)")
+        return value
+
+    @field_validator("dns_resolver")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            host, _, port = value.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:53")
+        return value
+
     @field_validator("digest_weekday", mode="before")
     @classmethod
     def _weekday_lowercase(cls, value: Any) -> Any:
@@ -136,7 +170,9 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown choice {sorted(unknown)[0]!r}: use cadence,categories")
         return value
 
-    @field_validator("templates_dir", mode="before")
+    @field_validator(
+        "templates_dir", "dkim_private_key_file", "dkim_ed25519_key_file", mode="before"
+    )
     @classmethod
     def _empty_dir_is_none(cls, value: Any) -> Any:
         return value or None
@@ -186,6 +222,14 @@ class Settings(BaseSettings):
         """The List-Id header value: the site name and a dotted id under the sender's domain."""
         label = "".join(c if c.isalnum() else "-" for c in self.site_name.lower()).strip("-")
         return formataddr((self.site_name, f"{label or 'newsletter'}.{self.mail_domain}"))
+
+    @property
+    def dkim_signing_domain(self) -> str:
+        return self.dkim_domain or self.mail_domain
+
+    @property
+    def dkim_ed25519_selector_name(self) -> str:
+        return self.dkim_ed25519_selector or f"{self.dkim_selector}-ed25519"
 
     @property
     def trusted_proxy_list(self) -> list[str]:

@@ -11,7 +11,7 @@ from .app import app
 
 # Imported for their commands, in the order `subscribe --help` lists them.
 # isort: off
-from . import readers, imports, posts, sending, digests, bounces, site  # noqa: F401
+from . import readers, imports, posts, sending, digests, bounces, site, dkim, doctor  # noqa: F401
 # isort: on
 
 

@@ -113,6 +113,16 @@ def _settings() -> Settings:
     return load_settings()
 
 
+def _mail_settings() -> Settings:
+    """Settings for a command that makes email: a DKIM key that cannot be used is a
+    one-line error here, before anything is stored or sent."""
+    from subscribe.mail.dkim_keys import dkim_signer
+
+    settings = _settings()
+    dkim_signer(settings)
+    return settings
+
+
 # Engines opened by the running command; disposed when it ends, so pooled connections close
 # with the command and not whenever the garbage collector runs.
 _open_engines: list[Engine] = []

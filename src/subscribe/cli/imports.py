@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .app import _deliver_messages, _engine, _settings, app, now, warn
+from .app import _deliver_messages, _engine, _mail_settings, app, now, warn
 
 if TYPE_CHECKING:
     from subscribe.readers.imports import ImportReport
@@ -65,7 +65,7 @@ def import_(
     """
     from subscribe.readers import imports
 
-    settings = _settings()
+    settings = _mail_settings()
     engine = _engine(settings)
     report = imports.import_csv(
         engine,

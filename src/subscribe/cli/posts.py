@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .app import _engine, _sender_factory, _settings, app, now
+from .app import _engine, _mail_settings, _sender_factory, app, now
 from .sending import finish, send_pass
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ def notify(
     from subscribe.posts import campaign
     from subscribe.readers.tokens import tokens_for
 
-    settings = _settings()
+    settings = _mail_settings()
     tokens_for(settings)  # no secret key: stop before anything is stored
     specs, source_feed = _sources(settings, title, url, summary, post, feed, category or [])
     engine = _engine(settings)
@@ -262,7 +262,7 @@ def preview(
     from subscribe.errors import SubscribeError
     from subscribe.mail.envelopes import post_builder
 
-    settings = _settings()
+    settings = _mail_settings()
     specs, source_feed = _sources(settings, title, url, summary, post, feed, category or [])
     spec = _feed_preview(settings, source_feed) if source_feed is not None else specs[0]
     _warn_unreachable(spec)
@@ -299,7 +299,7 @@ def send_test(
     from subscribe.readers.addresses import normalize
     from subscribe.sending import transactional
 
-    settings = _settings()
+    settings = _mail_settings()
     address = normalize(email)
     spec = from_flags(title=title, url=url, summary=summary)
     recipient = _unlisted_recipient(

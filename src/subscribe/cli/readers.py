@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .app import _deliver_messages, _engine, _session, _settings, app, now
+from .app import _deliver_messages, _engine, _mail_settings, _session, _settings, app, now
 from .sending import print_mail_overview
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def add(
     from subscribe.readers import subscribers
     from subscribe.readers.tokens import tokens_for
 
-    settings = _settings()
+    settings = _mail_settings()
     if not confirmed:
         tokens_for(settings)  # refuse before storing anything if no secret key is set
     engine = _engine(settings)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .app import EXIT_TEMPFAIL, _engine, _sender_factory, _settings, app, warn
+from .app import EXIT_TEMPFAIL, _engine, _mail_settings, _sender_factory, _settings, app, warn
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -117,7 +117,7 @@ def resume() -> None:
     \b
       subscribe resume
     """
-    settings = _settings()
+    settings = _mail_settings()
     engine = _engine(settings)
     finish(send_pass(settings, engine), engine)
 
@@ -144,7 +144,7 @@ def worker(
     from subscribe.readers.tokens import tokens_for
     from subscribe.sending import runs
 
-    settings = _settings()
+    settings = _mail_settings()
     engine = _engine(settings)
     schedule = DigestSchedule(settings)
 

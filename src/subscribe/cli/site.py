@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .app import _engine, _settings, app, db_app
+from .app import _engine, _mail_settings, _settings, app, db_app
 
 
 @app.command()
@@ -26,7 +26,7 @@ def serve(
     """
     from subscribe.web.serve import serve_forever
 
-    settings = _settings()
+    settings = _mail_settings()
     serve_forever(settings.for_trial() if dev else settings, host=host, port=port, dev=dev)
 
 

@@ -23,6 +23,8 @@ from subscribe.readers.addresses import to_ascii
 from subscribe.readers.tokens import Tokens
 
 from .dates import format_date
+from .dkim import Unsigned
+from .dkim_keys import dkim_signer
 from .render import MessageBuilder, Recipient, make_environment, message_id
 from .transactional import site_context
 
@@ -103,6 +105,7 @@ class EnvelopeFactory:
     def __init__(self, settings: Settings, tokens: Tokens) -> None:
         self._settings = settings
         self._tokens = tokens
+        self.signer = dkim_signer(settings)
         self._builders: dict[int, tuple[MessageBuilder, str]] = {}
         # Parsed once: every message needs them.
         self._mail_from = settings.mail_from_address
@@ -117,22 +120,29 @@ class EnvelopeFactory:
             self._builders[post.id] = (post_builder(self._settings, post), post.key)
 
     def render(self, items: list[RenderItem]) -> list[RenderedItem]:
-        return [self.render_one(*item) for item in items]
+        return [self.render_one(item) for item in items]
 
-    def render_one(
-        self,
-        delivery_id: int,
-        post_id: int,
-        subscriber_id: int,
-        email: str,
-        email_key: str,
-        name: str,
-    ) -> RenderedItem:
+    def render_unsigned(
+        self, items: list[RenderItem]
+    ) -> list[tuple[RenderedItem, Unsigned | None]]:
+        """The items rendered without their DKIM-Signature fields, and what those sign: the
+        caller has the signatures made (in another process) and puts them in front."""
+        return [self._render(item) for item in items]
+
+    def render_one(self, item: RenderItem) -> RenderedItem:
+        rendered, unsigned = self._render(item)
+        if unsigned is None or self.signer is None:
+            return rendered
+        return_path, recipient, wire, mid = rendered
+        return return_path, recipient, self.signer.header(unsigned) + wire, mid
+
+    def _render(self, item: RenderItem) -> tuple[RenderedItem, Unsigned | None]:
+        delivery_id, post_id, subscriber_id, email, email_key, name = item
         builder, post_key = self._builders[post_id]
         mid = message_id(self._mail_domain, post_key=post_key, subscriber_id=subscriber_id)
         recipient = self.recipient(subscriber_id, email, email_key, name, mid)
-        wire = builder.build_wire(recipient)
-        return self.return_path(delivery_id), recipient.email, wire, mid
+        wire, unsigned = builder.wire_parts(recipient)
+        return (self.return_path(delivery_id), recipient.email, wire, mid), unsigned
 
     def recipient(
         self, subscriber_id: int, email: str, email_key: str, name: str, mid: str

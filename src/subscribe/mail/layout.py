@@ -6,7 +6,7 @@ from __future__ import annotations
 import binascii
 import html as html_lib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from markupsafe import escape
@@ -55,6 +55,13 @@ class Layout:
         self._slots = [
             (index, piece) for index, piece in enumerate(merged) if isinstance(piece, str)
         ]
+
+    def map_static(self, transform: Callable[[bytes], bytes]) -> Layout:
+        """The same slots, each static piece transformed (DKIM's canonical form)."""
+        mapped = Layout([])
+        mapped._pieces = [transform(piece) for piece in self._pieces]
+        mapped._slots = self._slots
+        return mapped
 
     def for_smtp(self) -> Layout:
         """The same layout with its static pieces dot-stuffed and the end-of-data line

@@ -26,6 +26,8 @@ import jinja2
 from subscribe.config import Settings
 from subscribe.content import one_line
 
+from .dkim import Unsigned, body_hash, canonical_body, canonical_lines, split_message
+from .dkim_keys import dkim_signer
 from .environment import make_environment
 from .headers import address_header, encode_header, message_id
 from .layout import (
@@ -59,8 +61,17 @@ class RenderedParts:
     html: str
 
 
-# The subject, and the whole message as a layout: plain, and in DATA's wire form.
-_Compiled = tuple[str, Layout, Layout]
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """A post's message as layouts: the whole of it plain and in DATA's wire form, and
+    for DKIM its header block and its body in canonical form (static pieces canonical
+    once; the per-reader fields are canonicalised per message)."""
+
+    subject: str
+    message: Layout
+    wire: Layout
+    headers: Layout
+    canonical_body: Layout
 
 
 class MessageBuilder:
@@ -77,6 +88,7 @@ class MessageBuilder:
         splice: bool = True,
     ) -> None:
         self._settings = settings
+        self._signer = dkim_signer(settings)
         self._list_headers = list_headers
         self._splice = splice
         self._subject_cache: tuple[str, bytes] | None = None
@@ -157,8 +169,27 @@ class MessageBuilder:
             crlf(expected.html)
         ):
             return None
-        layout = Layout(self._message_pieces(parts.subject, text, html))
-        return parts.subject, layout, layout.for_smtp()
+        pieces = self._message_pieces(parts.subject, text, html)
+        layout = Layout(pieces)
+        end_of_headers = pieces.index(b"\r\n")
+        compiled = _Compiled(
+            parts.subject,
+            layout,
+            layout.for_smtp(),
+            Layout(pieces[:end_of_headers]),
+            Layout(pieces[end_of_headers + 1 :]).map_static(canonical_lines),
+        )
+        if self._signer is not None:
+            # Canonical piece by piece equals canonical as a whole only if every piece is
+            # whole lines: check it on the probe, else sign each message from its bytes.
+            values = self._values(probe, field_values(probe))
+            whole = split_message(layout.fill(values))[1]
+            canonical = {name: canonical_lines(value) for name, value in values.items()}
+            if body_hash(compiled.canonical_body.fill(canonical)) != body_hash(
+                canonical_body(whole)
+            ):
+                return None
+        return compiled
 
     def _message_pieces(
         self, subject: str, text: list[bytes | str], html: list[bytes | str]
@@ -199,18 +230,46 @@ class MessageBuilder:
     def build(self, recipient: Recipient) -> bytes:
         """The whole message, CRLF line endings, not yet dot-stuffed for SMTP."""
         compiled = self._variant(bool(recipient.name))
-        if compiled is not None:
-            return compiled[1].fill(self._values(recipient, field_values(recipient)))
-        return self._full_message(recipient)
+        if compiled is None:
+            return self._signed(self._full_message(recipient))
+        values = self._values(recipient, field_values(recipient))
+        message = compiled.message.fill(values)
+        if self._signer is None:
+            return message
+        return self._signer.header(self._prepare(compiled, values)) + message
 
     def build_wire(self, recipient: Recipient) -> bytes:
         """The whole message as DATA sends it: dot-stuffed, ending in the lone dot line."""
+        wire, unsigned = self.wire_parts(recipient)
+        if unsigned is None or self._signer is None:
+            return wire
+        return self._signer.header(unsigned) + wire
+
+    def wire_parts(self, recipient: Recipient) -> tuple[bytes, Unsigned | None]:
+        """The message in DATA's wire form without its DKIM-Signature fields, and what they
+        sign (None with DKIM off): the signature goes in front, as it is, once made."""
         compiled = self._variant(bool(recipient.name))
         if compiled is None:
-            return smtp_data(self._full_message(recipient))
+            message = self._full_message(recipient)
+            unsigned = self._signer.prepare_message(message) if self._signer else None
+            return smtp_data(message), unsigned
         # Headers never start a line with '.' (names, or folding whitespace): only the
         # body fields need stuffing.
-        return compiled[2].fill(self._values(recipient, field_values(recipient, stuffed=True)))
+        wire = compiled.wire.fill(self._values(recipient, field_values(recipient, stuffed=True)))
+        if self._signer is None:
+            return wire, None
+        return wire, self._prepare(compiled, self._values(recipient, field_values(recipient)))
+
+    def _signed(self, message: bytes) -> bytes:
+        return message if self._signer is None else self._signer.sign(message)
+
+    def _prepare(self, compiled: _Compiled, values: dict[str, bytes]) -> Unsigned:
+        """What a spliced message's signatures sign: the body hash from the canonical
+        layout, so only the per-reader fields are canonicalised here."""
+        assert self._signer is not None
+        canonical = {name: canonical_lines(value) for name, value in values.items()}
+        bh = body_hash(compiled.canonical_body.fill(canonical))
+        return self._signer.prepare(compiled.headers.fill(values), bh)
 
     def _values(self, recipient: Recipient, fields: dict[str, bytes]) -> dict[str, bytes]:
         fields["to"] = address_header("To", recipient.name, recipient.email)

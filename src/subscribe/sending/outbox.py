@@ -88,15 +88,23 @@ class Outbox:
         self._senders = SenderPool(sender_factory)
         self._tokens = tokens
         self._again = False
+        # Set once this process announced a post (the publish webhook): from then on its
+        # passes, and the poll's, send post deliveries too, so a deferred one is retried.
+        self._posts = False
         self._task: asyncio.Task[None] | None = None
 
-    async def flush(self) -> None:
+    async def flush(self, *, posts: bool = False) -> None:
         """Send what is due now, and return once a pass that began after this call ends.
         Never raises: a relay that is down leaves the rows queued for the next poll."""
+        await asyncio.shield(self.wake(posts=posts))
+
+    def wake(self, *, posts: bool = False) -> asyncio.Task[None]:
+        """Start a pass (or ask the running one to go round again) without waiting for it."""
+        self._posts = self._posts or posts
         self._again = True
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._passes())
-        await asyncio.shield(self._task)
+        return self._task
 
     async def _passes(self) -> None:
         while self._again:
@@ -107,6 +115,7 @@ class Outbox:
                     self._settings,
                     sender_factory=self._senders.sender,
                     tokens=self._tokens,
+                    posts=self._posts,
                 )
             except DeliveryError as exc:
                 # Ids and counts only in logs: they are kept longer than the list.

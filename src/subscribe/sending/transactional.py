@@ -34,15 +34,18 @@ async def deliver_due_messages(
     sender_factory: SenderFactory,
     tokens: Tokens,
     connections: int | None = None,
+    posts: bool = False,
 ) -> RunReport:
-    """One pass over the transactional emails that are due, posts left to their runs.
+    """One pass over the transactional emails that are due, posts left to their runs
+    unless ``posts`` (a `serve` that took a publish webhook sends the post too).
     Raises ``DeliveryError`` when the relay cannot be reached: the rows stay queued."""
+    default = settings.smtp_connections
     notifier = Notifier(
         engine,
         settings,
         sender_factory=sender_factory,
         tokens=tokens,
-        connections=connections or min(settings.smtp_connections, MESSAGE_CONNECTIONS),
-        messages_only=True,
+        connections=connections or (default if posts else min(default, MESSAGE_CONNECTIONS)),
+        messages_only=not posts,
     )
     return await notifier.run()

@@ -27,7 +27,7 @@ from subscribe.readers.tokens import tokens_for
 from subscribe.sending.outbox import Outbox
 from subscribe.sending.sender import SenderFactory, smtp_sender_factory
 
-from . import devmailbox, handlers, health, hooks, links, preferences, signup
+from . import devmailbox, handlers, health, hooks, hooks_publish, links, preferences, signup
 from .clientip import ClientIPResolver, parse_networks
 from .context import WebContext, now
 from .forms import MAX_BODY_BYTES
@@ -105,6 +105,7 @@ def create_app(
     app.include_router(preferences.router)
     app.include_router(health.router)
     app.include_router(hooks.router)
+    app.include_router(hooks_publish.router)
     if dev_mailbox is not None:
         app.include_router(devmailbox.router)
     return app
