@@ -16,7 +16,7 @@ from webserver import screenshot_dir
 from subscribe.devmail import DevMailbox, start_dev_mailbox
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page, ViewportSize
+    from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -58,6 +58,20 @@ def mailbox(tmp_path: Path) -> Iterator[DevMailbox]:
     box = start_dev_mailbox(tmp_path / "mailbox")
     yield box
     box.stop()
+
+
+def phone_page(browser: Browser) -> tuple[BrowserContext, Page, list[str]]:
+    """A new context at phone size and its page, with the CSP violations the console
+    reports collected in the list (which a test asserts empty at the end)."""
+    context = browser.new_context(viewport=PHONE)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda msg: violations.append(msg.text) if "Content Security" in msg.text else None,
+    )
+    return context, page, violations
 
 
 class Camera:

@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 import pytest
-from browsertools import PHONE, Camera, browser, mailbox, open_message  # noqa: F401
+from browsertools import PHONE, Camera, browser, mailbox, open_message, phone_page  # noqa: F401
 from conftest import make_settings
 from fastapi import FastAPI
 from itsdangerous import TimestampSigner
@@ -44,14 +44,7 @@ def test_subscribe_confirm_unsubscribe_in_a_browser(
         return apps[-1]
 
     with running_server(make_app) as base_url:
-        context = browser.new_context(viewport=PHONE)
-        page = context.new_page()
-        page.set_default_timeout(10_000)
-        csp_violations: list[str] = []
-        page.on(
-            "console",
-            lambda msg: csp_violations.append(msg.text) if "Content Security" in msg.text else None,
-        )
+        context, page, csp_violations = phone_page(browser)
         camera = Camera(page)
 
         page.goto(f"{base_url}/")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from browsertools import PHONE, Camera, browser, mailbox, open_message  # noqa: F401
+from browsertools import PHONE, Camera, browser, mailbox, open_message, phone_page  # noqa: F401
 from conftest import make_settings
 from fastapi import FastAPI
 from playwright.sync_api import Browser
@@ -41,18 +41,15 @@ def test_preferences_in_a_browser(browser: Browser, mailbox: DevMailbox, sqlite_
     with running_server(make_app) as base_url:
         settings = apps[0].state.web.settings
         engine = apps[0].state.web.engine
-        with Session(engine) as session:
+        # A write beside the running server's: take the write lock up front, as use cases do.
+        with store.write_session(engine) as session:
             reader = subscribers.add(
                 session, settings, email="reader@example.org", confirmed=True, now=utcnow()
             ).subscriber
             assert reader.id is not None
             token = tokens_for(settings).preferences_token(reader.id, reader.email_key)
             unsubscribe = tokens_for(settings).unsubscribe_token(reader.id, reader.email_key)
-        context = browser.new_context(viewport=PHONE)
-        page = context.new_page()
-        page.set_default_timeout(10_000)
-        csp: list[str] = []
-        page.on("console", lambda m: csp.append(m.text) if "Content Security" in m.text else None)
+        context, page, csp = phone_page(browser)
         camera = Camera(page)
 
         page.goto(f"{base_url}/preferences/{token}")

@@ -4,7 +4,7 @@ the embed page with the choices in its snippet. No page may scroll sideways on a
 
 from __future__ import annotations
 
-from browsertools import PHONE, Camera, browser, mailbox, open_message  # noqa: F401
+from browsertools import PHONE, Camera, browser, mailbox, open_message, phone_page  # noqa: F401
 from conftest import make_settings
 from fastapi import FastAPI
 from playwright.sync_api import Browser
@@ -40,11 +40,7 @@ def test_signup_choices_in_a_browser(
 
     with running_server(make_app) as base_url:
         engine = apps[0].state.web.engine
-        context = browser.new_context(viewport=PHONE)
-        page = context.new_page()
-        page.set_default_timeout(10_000)
-        csp: list[str] = []
-        page.on("console", lambda m: csp.append(m.text) if "Content Security" in m.text else None)
+        context, page, csp = phone_page(browser)
         camera = Camera(page)
 
         page.goto(f"{base_url}/")

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from subscribe.config import Settings
+from subscribe.db import store
 from subscribe.db.models import utcnow
 from subscribe.readers import preferences, subscribers
 from subscribe.readers.tokens import Tokens
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.anyio
 
 
 def _reader(engine: Engine, settings: Settings, tokens: Tokens) -> tuple[int, str]:
-    with Session(engine) as session:
+    with store.write_session(engine) as session:  # the app's loop may be writing too
         reader = subscribers.add(
             session, settings, email="pat@example.org", name="Pat", confirmed=True, now=utcnow()
         ).subscriber
