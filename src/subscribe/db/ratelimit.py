@@ -15,6 +15,7 @@ does not grow the table. Rows older than the window are pruned as we go.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from .models import RateEvent
-from .store import is_sqlite
+from .store import driver_time_converter, placeholders
 
 rate_event_table: sa.Table = RateEvent.__table__  # type: ignore[attr-defined]
 
@@ -49,7 +50,6 @@ class RateLimiter:
     def __init__(self, engine: Engine, limit: Limit) -> None:
         self._engine = engine
         self._limit = limit
-        self._sqlite = is_sqlite(engine)
 
     @property
     def limit(self) -> Limit:
@@ -59,31 +59,60 @@ class RateLimiter:
         """Record one hit for ``key``; False (and nothing recorded) when it is over the limit."""
         if self._limit.count <= 0:
             return True
-        t = rate_event_table.c
         bucket = f"{self._limit.name}:{key}"[:200]
         cutoff = now - self._limit.window
         connection = self._engine.connect().execution_options(immediate=True)
         with connection, connection.begin():
-            if not self._sqlite:
-                connection.execute(sa.select(sa.func.pg_advisory_xact_lock(advisory_key(bucket))))
-            self._prune(connection, cutoff)
-            recent = connection.execute(
-                sa.select(sa.func.count()).where(t.bucket == bucket, t.at > cutoff)
-            ).scalar_one()
-            if recent >= self._limit.count:
-                return False
-            connection.execute(rate_event_table.insert().values(bucket=bucket, at=now))
-            return True
+            prune(connection, f"{self._limit.name}:", cutoff=cutoff)
+            return record_hit(connection, bucket, at=now, cutoff=cutoff, limit=self._limit.count)
 
-    def _prune(self, connection: Connection, cutoff: datetime) -> None:
-        t = rate_event_table.c
-        expired = (
-            sa.select(t.id)
-            .where(t.at <= cutoff, t.bucket.startswith(f"{self._limit.name}:", autoescape=True))
-            .limit(PRUNE_BATCH)
+
+# The count and the insert in one statement: the hit is recorded only under the limit.
+_HIT = (
+    "INSERT INTO rateevent (bucket, at) SELECT {bucket}, {at} WHERE ("
+    "SELECT count(*) FROM rateevent WHERE bucket = {bucket} AND at > {cutoff}) < {limit}"
+)
+_PRUNE = (
+    "DELETE FROM rateevent WHERE id IN (SELECT id FROM rateevent"
+    " WHERE at <= {cutoff} AND bucket LIKE {prefix} ESCAPE '\\' LIMIT {batch})"
+)
+
+
+@functools.cache
+def _statements(dialect: str) -> tuple[str, str]:
+    """(hit, prune) in the driver's style, through the driver: the web's sign-up batches
+    run them for every sign-up under SQLite's write lock."""
+    hit, prune_old = _HIT, _PRUNE
+    if dialect != "sqlite":
+        # PostgreSQL types a SELECT list's parameters itself; two pruners skip each other's
+        # rows rather than wait (SQLite's write lock already serialises them).
+        hit = hit.replace("SELECT {bucket}, {at}", "SELECT {bucket}::varchar, {at}::timestamptz")
+        prune_old = prune_old.replace("{batch})", "{batch} FOR UPDATE SKIP LOCKED)")
+    return placeholders(dialect, hit), placeholders(dialect, prune_old)
+
+
+def record_hit(
+    connection: Connection, bucket: str, *, at: datetime, cutoff: datetime, limit: int
+) -> bool:
+    """One hit on ``bucket`` in the caller's transaction; False, and nothing recorded, when
+    ``limit`` hits are already inside the window."""
+    dialect = connection.dialect.name
+    if dialect != "sqlite":  # one bucket at a time; other clients are not held up
+        connection.exec_driver_sql(
+            "SELECT pg_advisory_xact_lock(%(key)s)", {"key": advisory_key(bucket)}
         )
-        if not self._sqlite:
-            # Two pruners never wait on (or deadlock over) the same old rows: each skips
-            # the rows the other is deleting. SQLite's write lock already serialises them.
-            expired = expired.with_for_update(skip_locked=True)
-        connection.execute(rate_event_table.delete().where(t.id.in_(expired.scalar_subquery())))
+    convert = driver_time_converter(connection)
+    parameters = {"bucket": bucket, "at": convert(at), "cutoff": convert(cutoff), "limit": limit}
+    return connection.exec_driver_sql(_statements(dialect)[0], parameters).rowcount == 1
+
+
+def prune(connection: Connection, prefix: str, *, cutoff: datetime) -> None:
+    """Delete up to PRUNE_BATCH expired hits of the buckets named ``prefix``...: the cost of
+    a check stays flat after a flood, and the table still shrinks faster than it grows."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    parameters = {
+        "cutoff": driver_time_converter(connection)(cutoff),
+        "prefix": escaped + "%",
+        "batch": PRUNE_BATCH,
+    }
+    connection.exec_driver_sql(_statements(connection.dialect.name)[1], parameters)

@@ -1,6 +1,6 @@
-"""The statements of a batch of web sign-ups, through the driver: one rate-limit hit, one
-new pending reader with their confirmation slot taken, and their confirmation email on the
-ledger, for each sign-up, all in one transaction for the whole batch.
+"""The statements of a batch of web sign-ups, through the driver: for each sign-up (after
+its ``ratelimit.record_hit``), a new pending reader with their confirmation slot taken and
+their confirmation email on the ledger, all in one transaction for the whole batch.
 
 Through the driver because a sign-up's cost is mostly its statements: each one released
 and re-took the GIL under SQLite's write lock, which sixteen request threads then queued
@@ -14,18 +14,8 @@ from datetime import datetime
 from sqlalchemy.engine import Connection
 
 from .models import MessageKind, SubscriberStatus
-from .ratelimit import advisory_key
 from .store import driver_sql, driver_time_converter, is_sqlite
 
-# One statement for the count and the insert: the hit is recorded only under the limit.
-_HIT = (
-    "INSERT INTO rateevent (bucket, at) SELECT {bucket}, {at} WHERE ("
-    "SELECT count(*) FROM rateevent WHERE bucket = {bucket} AND at > {cutoff}) < {limit}"
-)
-_PRUNE = (
-    "DELETE FROM rateevent WHERE id IN (SELECT id FROM rateevent"
-    " WHERE at <= {cutoff} AND bucket LIKE {prefix} ESCAPE '\\' LIMIT {batch})"
-)
 # The watermark at the latest post, as ``preferences.start_cadence`` sets it: a first
 # digest lists only what comes after the sign-up.
 _NEW_READER = (
@@ -60,40 +50,13 @@ class SignupStatements:
 
     def __init__(self, connection: Connection, *, now: datetime) -> None:
         self.connection = connection
-        convert = driver_time_converter(connection)
-        self.at = convert(now)
+        self.at = driver_time_converter(connection)(now)
         self.day = now.date().isoformat()
-        self._convert = convert
-        hit = _HIT
-        if not is_sqlite(connection):  # PostgreSQL types a SELECT list's parameters itself
-            hit = hit.replace(
-                "SELECT {bucket}, {at}", "SELECT {bucket}::varchar, {at}::timestamptz"
-            )
-        self._hit = driver_sql(connection, hit)
-        prune = _PRUNE
-        if not is_sqlite(connection):  # two pruners skip each other's rows, never wait
-            prune = prune.replace("{batch})", "{batch} FOR UPDATE SKIP LOCKED)")
-        self._prune = driver_sql(connection, prune)
         reader = _NEW_READER_AND_CONFIRMATION if not is_sqlite(connection) else _NEW_READER
         self._reader = driver_sql(connection, reader)
         self._confirmation = driver_sql(connection, _CONFIRMATION)
         self._category = driver_sql(connection, _CATEGORY)
         self._postgres = not is_sqlite(connection)
-
-    def hit(self, bucket: str, *, cutoff: datetime, limit: int) -> bool:
-        """One hit on ``bucket``; False, and nothing recorded, when it is over ``limit``."""
-        if self._postgres:  # one bucket at a time, as RateLimiter.hit does
-            self.connection.exec_driver_sql(
-                "SELECT pg_advisory_xact_lock(%(key)s)", {"key": advisory_key(bucket)}
-            )
-        parameters = {"bucket": bucket, "at": self.at, "cutoff": self._convert(cutoff)}
-        result = self.connection.exec_driver_sql(self._hit, parameters | {"limit": limit})
-        return result.rowcount == 1
-
-    def prune(self, prefix: str, *, cutoff: datetime, batch: int) -> None:
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        parameters = {"cutoff": self._convert(cutoff), "prefix": escaped + "%", "batch": batch}
-        self.connection.exec_driver_sql(self._prune, parameters)
 
     def new_reader(
         self,

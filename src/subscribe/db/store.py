@@ -139,7 +139,7 @@ def write_session(engine: Engine) -> Iterator[Session]:
 
 
 @functools.cache
-def _placeholders(dialect: str, template: str) -> str:
+def placeholders(dialect: str, template: str) -> str:
     # Named parameters: sqlite3 takes :name, psycopg %(name)s.
     style = ":{}" if dialect == "sqlite" else "%({})s"
     names = re.findall(r"\{(\w+)\}", template)
@@ -150,7 +150,7 @@ def driver_sql(connection: Connection, template: str) -> str:
     """SQL written with {name} placeholders, in the connection's driver's own style.
 
     For the few statements on hot paths that run through the driver directly."""
-    return _placeholders(connection.dialect.name, template)
+    return placeholders(connection.dialect.name, template)
 
 
 def driver_time(connection: Connection, value: datetime) -> object:

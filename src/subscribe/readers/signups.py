@@ -21,9 +21,9 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 
 from subscribe.config import Settings
-from subscribe.db import store
+from subscribe.db import ratelimit, store
 from subscribe.db.models import Cadence
-from subscribe.db.ratelimit import PRUNE_BATCH, Limit
+from subscribe.db.ratelimit import Limit
 from subscribe.db.signups import SignupStatements
 
 from .addresses import Address
@@ -68,10 +68,13 @@ def sign_up_batch(
     with connection, connection.begin():
         statements = SignupStatements(connection, now=at)
         if limit.count > 0:
-            statements.prune(f"{limit.name}:", cutoff=cutoff, batch=PRUNE_BATCH)
+            ratelimit.prune(connection, f"{limit.name}:", cutoff=cutoff)
         for index, request in enumerate(requests):
             bucket = f"{limit.name}:{request.rate_key}"[:200]
-            if limit.count > 0 and not statements.hit(bucket, cutoff=cutoff, limit=limit.count):
+            limited = limit.count > 0 and not ratelimit.record_hit(
+                connection, bucket, at=at, cutoff=cutoff, limit=limit.count
+            )
+            if limited:
                 results[index] = SignupResult(limited=True)
                 continue
             consent = request.consent
