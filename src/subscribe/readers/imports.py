@@ -55,10 +55,6 @@ class ImportReport:
     def added(self) -> int:
         return sum(self.imported.values())
 
-    @property
-    def duplicates(self) -> int:  # the name of the count before formats were recognised
-        return self.already_present
-
 
 @dataclass(frozen=True)
 class ImportOptions:
