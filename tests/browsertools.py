@@ -60,10 +60,13 @@ def mailbox(tmp_path: Path) -> Iterator[DevMailbox]:
     box.stop()
 
 
-def phone_page(browser: Browser) -> tuple[BrowserContext, Page, list[str]]:
+def phone_page(
+    browser: Browser, *, locale: str | None = None
+) -> tuple[BrowserContext, Page, list[str]]:
     """A new context at phone size and its page, with the CSP violations the console
-    reports collected in the list (which a test asserts empty at the end)."""
-    context = browser.new_context(viewport=PHONE)
+    reports collected in the list (which a test asserts empty at the end). ``locale``
+    sets the browser's language (its Accept-Language)."""
+    context = browser.new_context(viewport=PHONE, locale=locale)
     page = context.new_page()
     page.set_default_timeout(10_000)
     violations: list[str] = []
@@ -77,9 +80,10 @@ def phone_page(browser: Browser) -> tuple[BrowserContext, Page, list[str]]:
 class Camera:
     """Photographs the current page at both widths and checks the phone layout."""
 
-    def __init__(self, page: Page) -> None:
+    def __init__(self, page: Page, subfolder: str = "") -> None:
         self.page = page
-        self.folder = screenshot_dir()
+        self.folder = screenshot_dir() / subfolder
+        self.folder.mkdir(exist_ok=True)
         self.taken: list[str] = []
 
     def shoot(self, name: str) -> None:

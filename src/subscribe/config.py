@@ -13,12 +13,42 @@ from email.utils import formataddr, parseaddr
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from subscribe.errors import ConfigError
 
 ENV_PREFIX = "SUBSCRIBE_"
+
+# The languages whose catalogs ship in templates/locales/ (English is the templates' own);
+# a site adds one with templates_dir/locales/TAG.po. BCP 47 tags, as lang= and
+# Content-Language write them.
+SHIPPED_LANGUAGES = ("en", "de", "fr", "es", "pt-BR", "pl")
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")
+
+
+def language_tag(value: str) -> str | None:
+    """``pt_br`` -> ``pt-BR``, ``DE`` -> ``de``; None for what is no language tag."""
+    value = value.strip()
+    if not _LANGUAGE_TAG.fullmatch(value):
+        return None
+    first, *rest = re.split("[-_]", value)
+    parts = [first.lower()]
+    for part in rest:
+        if len(part) == 4 and part.isalpha():
+            parts.append(part.title())  # a script: Latn, Cyrl
+        elif len(part) == 2 or (len(part) == 3 and part.isdigit()):
+            parts.append(part.upper())  # a region: BR, 419
+        else:
+            parts.append(part.lower())
+    return "-".join(parts)
 
 
 MIN_SECRET_KEY_LENGTH = 16
@@ -66,6 +96,9 @@ class Settings(BaseSettings):
     # Most new entries one feed run announces (the newest); the rest are recorded as seen.
     feed_max_new: int = Field(default=3, ge=0)
     templates_dir: Path | None = None
+    # The site's language: its pages for visitors with no choice of their own, and every
+    # reader's emails until they choose one (at sign-up or on the preferences page).
+    language: str = "en"
     unsubscribe_mailto: str = ""
     bounce_address: str = ""
     bounce_imap_host: str = ""
@@ -145,6 +178,24 @@ class Settings(BaseSettings):
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:53")
         return value
+
+    @field_validator("language")
+    @classmethod
+    def _language_tag(cls, value: str) -> str:
+        tag = language_tag(value)
+        if tag is None:
+            raise ValueError(f"{value!r} is not a language tag (e.g. en, de, pt-BR)")
+        return tag
+
+    @model_validator(mode="after")
+    def _language_on_offer(self) -> Settings:
+        if self.language not in self.languages:
+            offered = ", ".join(self.languages)
+            raise ValueError(
+                f"{ENV_PREFIX}LANGUAGE: {self.language!r} has no catalog: use one of "
+                f"{offered}, or add locales/{self.language}.po to the templates directory"
+            )
+        return self
 
     @field_validator("digest_weekday", mode="before")
     @classmethod
@@ -232,6 +283,14 @@ class Settings(BaseSettings):
         return self.dkim_ed25519_selector or f"{self.dkim_selector}-ed25519"
 
     @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages on offer: the shipped ones, then any the site adds a catalog for
+        (``templates_dir/locales/TAG.po``)."""
+        return SHIPPED_LANGUAGES + tuple(
+            tag for tag in _site_catalog_tags(self.templates_dir) if tag not in SHIPPED_LANGUAGES
+        )
+
+    @property
     def trusted_proxy_list(self) -> list[str]:
         return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
@@ -256,6 +315,14 @@ class Settings(BaseSettings):
         return [d.strip().lower() for d in self.blocked_domains.split(",") if d.strip()]
 
 
+@functools.cache
+def _site_catalog_tags(templates_dir: Path | None) -> tuple[str, ...]:
+    if templates_dir is None or not (templates_dir / "locales").is_dir():
+        return ()
+    found = (language_tag(path.stem) for path in (templates_dir / "locales").glob("*.po"))
+    return tuple(sorted({tag for tag in found if tag}))
+
+
 def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
@@ -266,9 +333,10 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "?"
         message = first["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{ENV_PREFIX}{field.upper()}: {message}") from None
+        if not first["loc"]:  # a check across fields names its variable itself
+            raise ConfigError(message) from None
+        raise ConfigError(f"{ENV_PREFIX}{str(first['loc'][0]).upper()}: {message}") from None
 
 
 @functools.cache

@@ -30,8 +30,20 @@ message with a non-zero exit; anything else is a bug and deserves its traceback.
 from __future__ import annotations
 
 
+def N_(message: str) -> str:
+    """Marks a message for the catalogs (``templates/locales``) without translating it:
+    the web translates it into the visitor's language when it shows it."""
+    return message
+
+
 class SubscribeError(Exception):
-    """Base of every error a user can cause."""
+    """Base of every error a user can cause. ``public`` is what a page shows when the
+    message itself holds details for the admin (a validator's English): a catalog
+    message, translated by the web."""
+
+    def __init__(self, *args: object, public: str = "") -> None:
+        super().__init__(*args)
+        self.public = public or (str(args[0]) if args else "")
 
 
 class ConfigError(SubscribeError):

@@ -24,6 +24,9 @@ def add(
     confirmed: Annotated[
         bool, typer.Option("--confirmed", help="Skip double opt-in (you hold their consent).")
     ] = False,
+    language: Annotated[
+        str, typer.Option(help="Their language (de, pt-BR...); default: SUBSCRIBE_LANGUAGE.")
+    ] = "",
 ) -> None:
     """Add a subscriber; without --confirmed they get a confirmation email first.
 
@@ -42,7 +45,13 @@ def add(
     engine = _engine(settings)
     with store.write_session(engine) as session:
         outcome = subscribers.add(
-            session, settings, email=email, name=name, confirmed=confirmed, now=now()
+            session,
+            settings,
+            email=email,
+            name=name,
+            confirmed=confirmed,
+            language=language,
+            now=now(),
         )
         address = outcome.subscriber.email
     if confirmed:
@@ -109,7 +118,7 @@ class StatusChoice(StrEnum):
 def list_(
     status: Annotated[StatusChoice | None, typer.Option(help="Only this status.")] = None,
 ) -> None:
-    """List subscribers, one per line: email, status, name, cadence, categories.
+    """List subscribers, one per line: email, status, name, cadence, categories, language.
 
     Example:
 
@@ -127,7 +136,7 @@ def list_(
             categories = ",".join(chosen.get(subscriber.id or 0, ()))
             typer.echo(
                 f"{subscriber.email}\t{subscriber.status}\t{subscriber.name}"
-                f"\t{subscriber.cadence}\t{categories}"
+                f"\t{subscriber.cadence}\t{categories}\t{subscriber.language}"
             )
 
 

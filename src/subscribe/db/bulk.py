@@ -104,9 +104,10 @@ _SUBSCRIBER_COLUMNS = (
     "bounce_count",
     "cadence",
     "digest_after",
+    "language",
 )
 # Columns a caller's rows may leave out.
-_SUBSCRIBER_DEFAULTS: dict[str, object] = {"cadence": "post", "digest_after": 0}
+_SUBSCRIBER_DEFAULTS: dict[str, object] = {"cadence": "post", "digest_after": 0, "language": ""}
 _SUBSCRIBER_TIME_COLUMNS = frozenset(
     {"created_at", "confirmed_at", "unsubscribed_at", "consent_at"}
 )

@@ -136,6 +136,9 @@ class Subscriber(SQLModel, table=True):
     digest_after: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     # An address the reader asked to move to, waiting for its confirmation link.
     pending_email: str = Field(default="", max_length=320, sa_column_kwargs={"server_default": ""})
+    # The reader's language (a BCP 47 tag: de, pt-BR), chosen at sign-up or on the
+    # preferences page; "" for readers from before languages: the site's default.
+    language: str = Field(default="", max_length=35, sa_column_kwargs={"server_default": ""})
 
 
 class SubscriberCategory(SQLModel, table=True):

@@ -21,9 +21,9 @@ from .store import driver_sql, driver_time_converter, is_sqlite
 _NEW_READER = (
     "INSERT INTO subscriber (email, email_key, name, status, created_at, consent_source,"
     " consent_ip, consent_user_agent, consent_at, confirmation_sent_at, confirmation_day,"
-    " confirmations_that_day, bounce_count, cadence, digest_after) VALUES ({email},"
+    " confirmations_that_day, bounce_count, cadence, digest_after, language) VALUES ({email},"
     " {email_key}, {name}, {status}, {at}, {source}, {ip}, {user_agent}, {at}, {at}, {day},"
-    " 1, 0, {cadence}, (SELECT coalesce(max(id), 0) FROM post))"
+    " 1, 0, {cadence}, (SELECT coalesce(max(id), 0) FROM post), {language})"
     " ON CONFLICT (email_key) DO NOTHING RETURNING id"
 )
 # PostgreSQL: the reader and their confirmation in one round trip.
@@ -68,6 +68,7 @@ class SignupStatements:
         ip: str,
         user_agent: str,
         cadence: str,
+        language: str,
     ) -> int | None:
         """A new pending reader with their confirmation email queued; None when the address
         is already known (the caller takes the slow path for it)."""
@@ -85,6 +86,7 @@ class SignupStatements:
                 "user_agent": user_agent,
                 "day": self.day,
                 "cadence": cadence,
+                "language": language,
             },
         ).first()
         if row is None:

@@ -37,15 +37,18 @@ def newest_first(posts: Sequence[PostContent]) -> list[PostContent]:
 
 
 def digest_context(
-    settings: Settings, period: str, posts: Sequence[PostContent]
+    settings: Settings, period: str, posts: Sequence[PostContent], language: str = ""
 ) -> dict[str, object]:
+    language = language or settings.language
     day = datetime.fromisoformat(period.partition(":")[2] or "1970-01-01")
     return {
         **site_context(settings),
         "digest": {
             "cadence": period_cadence(period),
-            "date": format_date(day, getattr(settings, "language", "en")),
-            "posts": [post_context(settings, post)["post"] for post in newest_first(posts)],
+            "date": format_date(day, language, settings.timezone),
+            "posts": [
+                post_context(settings, post, language)["post"] for post in newest_first(posts)
+            ],
         },
     }
 
@@ -56,15 +59,17 @@ class DigestFactory:
     def __init__(self, settings: Settings, envelopes: EnvelopeFactory) -> None:
         self._settings = settings
         self._envelopes = envelopes
-        self._env = make_environment(settings.templates_dir)
-        self._builders: OrderedDict[tuple[str, tuple[int, ...]], MessageBuilder] = OrderedDict()
+        self._builders: OrderedDict[tuple[str, str, tuple[int, ...]], MessageBuilder] = (
+            OrderedDict()
+        )
 
-    def _builder(self, period: str, posts: Sequence[PostContent]) -> MessageBuilder:
-        key = (period, tuple(sorted(post.id for post in posts)))
+    def _builder(self, period: str, posts: Sequence[PostContent], language: str) -> MessageBuilder:
+        key = (period, language, tuple(sorted(post.id for post in posts)))
         builder = self._builders.get(key)
         if builder is None:
-            context = digest_context(self._settings, period, posts)
-            builder = MessageBuilder(self._settings, self._env, "email/digest", context)
+            context = digest_context(self._settings, period, posts, language)
+            env = make_environment(self._settings.templates_dir, language)
+            builder = MessageBuilder(self._settings, env, "email/digest", context)
             self._builders[key] = builder
             if len(self._builders) > BUILDERS_KEPT:
                 self._builders.popitem(last=False)
@@ -82,11 +87,13 @@ class DigestFactory:
         name: str,
         period: str,
         posts: Sequence[PostContent],
+        language: str = "",
     ) -> tuple[str, str, bytes, str]:
         """(return path, recipient, wire form, Message-ID): the Message-ID is keyed by the
         period, so the digest of a period has one, however often it is sent."""
         domain = self._settings.mail_domain
         mid = message_id(domain, post_key=f"digest:{period}", subscriber_id=subscriber_id)
         recipient = self._envelopes.recipient(subscriber_id, email, email_key, name, mid)
-        wire = self._builder(period, posts).build_wire(recipient)
+        language = self._envelopes.language(language)
+        wire = self._builder(period, posts, language).build_wire(recipient)
         return self._envelopes.return_path(delivery_id), recipient.email, wire, mid

@@ -19,6 +19,7 @@ from sqlalchemy.orm import object_session
 from subscribe.config import Settings
 from subscribe.content import PostSpec
 from subscribe.db.models import Post, PostCategory
+from subscribe.readers import languages
 from subscribe.readers.addresses import to_ascii
 from subscribe.readers.tokens import Tokens
 
@@ -28,9 +29,9 @@ from .dkim_keys import dkim_signer
 from .render import MessageBuilder, Recipient, make_environment, message_id
 from .transactional import site_context
 
-# (delivery_id, post_id, subscriber_id, email, email_key, name): what rendering needs of a
-# claimed delivery.
-RenderItem = tuple[int, int, int, str, str, str]
+# (delivery_id, post_id, subscriber_id, email, email_key, name, language as stored): what
+# rendering needs of a claimed delivery.
+RenderItem = tuple[int, int, int, str, str, str, str]
 # (return path, recipient on the wire, message in DATA's wire form, Message-ID), in the
 # items' order.
 RenderedItem = tuple[str, str, bytes, str]
@@ -76,7 +77,9 @@ class PostContent:
         )
 
 
-def post_context(settings: Settings, post: PostContent | PostSpec) -> dict[str, object]:
+def post_context(
+    settings: Settings, post: PostContent | PostSpec, language: str = ""
+) -> dict[str, object]:
     return {
         **site_context(settings),
         "post": {
@@ -87,26 +90,37 @@ def post_context(settings: Settings, post: PostContent | PostSpec) -> dict[str, 
             # posts.summaries: trusted markup either way.
             "body_html": Markup(post.body_html),
             "published_at": post.published_at,
-            "date": format_date(post.published_at, getattr(settings, "language", "en")),
+            "date": format_date(
+                post.published_at, language or settings.language, settings.timezone
+            ),
             "categories": list(post.categories),
             "image_url": post.image_url,
         },
     }
 
 
-def post_builder(settings: Settings, post: PostContent | PostSpec) -> MessageBuilder:
-    env = make_environment(settings.templates_dir)
-    return MessageBuilder(settings, env, "email/new_post", post_context(settings, post))
+def post_builder(
+    settings: Settings, post: PostContent | PostSpec, language: str = ""
+) -> MessageBuilder:
+    """A post's emails in one language (the site's by default): compiled once, spliced
+    per reader."""
+    language = language or settings.language
+    env = make_environment(settings.templates_dir, language)
+    context = post_context(settings, post, language)
+    return MessageBuilder(settings, env, "email/new_post", context)
 
 
 class EnvelopeFactory:
-    """Makes the envelopes of one run; posts are compiled once, on first use."""
+    """Makes the envelopes of one run; each post is compiled once per language, on first
+    use in that language."""
 
     def __init__(self, settings: Settings, tokens: Tokens) -> None:
         self._settings = settings
         self._tokens = tokens
         self.signer = dkim_signer(settings)
-        self._builders: dict[int, tuple[MessageBuilder, str]] = {}
+        self._posts: dict[int, PostContent] = {}
+        self._builders: dict[tuple[int, str], tuple[MessageBuilder, str]] = {}
+        self._languages: dict[str, str] = {}  # as stored -> as rendered
         # Parsed once: every message needs them.
         self._mail_from = settings.mail_from_address
         self._mail_domain = settings.mail_domain
@@ -116,8 +130,22 @@ class EnvelopeFactory:
         self._bounce_parts = bounce.rpartition("@") if bounce else None
 
     def add_post(self, post: PostContent) -> None:
-        if post.id not in self._builders:
-            self._builders[post.id] = (post_builder(self._settings, post), post.key)
+        self._posts.setdefault(post.id, post)
+
+    def language(self, stored: str) -> str:
+        """The language a reader's emails are in (their own, else the site's)."""
+        found = self._languages.get(stored)
+        if found is None:
+            found = self._languages[stored] = languages.of_reader(self._settings, stored)
+        return found
+
+    def _builder(self, post_id: int, stored_language: str) -> tuple[MessageBuilder, str]:
+        key = (post_id, self.language(stored_language))
+        found = self._builders.get(key)
+        if found is None:
+            post = self._posts[post_id]
+            found = self._builders[key] = (post_builder(self._settings, post, key[1]), post.key)
+        return found
 
     def render(self, items: list[RenderItem]) -> list[RenderedItem]:
         return [self.render_one(item) for item in items]
@@ -137,8 +165,8 @@ class EnvelopeFactory:
         return return_path, recipient, self.signer.header(unsigned) + wire, mid
 
     def _render(self, item: RenderItem) -> tuple[RenderedItem, Unsigned | None]:
-        delivery_id, post_id, subscriber_id, email, email_key, name = item
-        builder, post_key = self._builders[post_id]
+        delivery_id, post_id, subscriber_id, email, email_key, name, language = item
+        builder, post_key = self._builder(post_id, language)
         mid = message_id(self._mail_domain, post_key=post_key, subscriber_id=subscriber_id)
         recipient = self.recipient(subscriber_id, email, email_key, name, mid)
         wire, unsigned = builder.wire_parts(recipient)

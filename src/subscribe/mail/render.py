@@ -103,8 +103,11 @@ class MessageBuilder:
         self._date_second = -1
         self._date = b""
         list_id = address_header("List-Id", *parseaddr(settings.list_id)) if list_headers else b""
+        # The environment's language (a BCP 47 tag, checked by config or the catalogs).
+        language = str(env.globals.get("lang", "en"))
         self._common_headers = (
             list_id
+            + f"Content-Language: {language}\r\n".encode("ascii")
             + b"MIME-Version: 1.0\r\n"
             + f'Content-Type: multipart/alternative; boundary="{self._boundary}"\r\n'.encode()
         )

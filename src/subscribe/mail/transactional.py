@@ -6,10 +6,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import jinja2
-
 from subscribe.config import Settings
 from subscribe.db.models import Post, Subscriber
+from subscribe.readers import languages
 from subscribe.readers.addresses import address_key, to_ascii
 from subscribe.readers.tokens import Tokens
 
@@ -32,11 +31,18 @@ class Addressee:
     email: str
     email_key: str
     name: str
+    language: str = ""  # as stored: "" is the site's default
 
     @classmethod
     def of(cls, subscriber: Subscriber) -> Addressee:
         assert subscriber.id is not None
-        return cls(subscriber.id, subscriber.email, subscriber.email_key, subscriber.name)
+        return cls(
+            subscriber.id,
+            subscriber.email,
+            subscriber.email_key,
+            subscriber.name,
+            subscriber.language,
+        )
 
 
 def unsubscribe_url(settings: Settings, tokens: Tokens, reader: Addressee) -> str:
@@ -65,24 +71,24 @@ class Message:
 
 class Transactional:
     """Builds confirmation and welcome emails, rendered in full (the confirm link differs
-    per reader, so there is no per-post layout to splice); templates compiled once."""
+    per reader, so there is no per-post layout to splice), each in its reader's language;
+    templates compiled once per language."""
 
     def __init__(self, settings: Settings, tokens: Tokens) -> None:
         self._settings = settings
         self._tokens = tokens
-        self._env: jinja2.Environment | None = None
 
     def _build(
         self, template: str, context: Mapping[str, Any], reader: Addressee, *, key: str
     ) -> Message:
         """``key`` names the email (``confirm:DELIVERY_ID``): the same key, the same
         Message-ID, so a rare re-send after a kill is recognisable as one."""
-        if self._env is None:
-            self._env = make_environment(self._settings.templates_dir)
+        language = languages.of_reader(self._settings, reader.language)
+        env = make_environment(self._settings.templates_dir, language)
         unsubscribe = context.get("unsubscribe_url", "")
         builder = MessageBuilder(
             self._settings,
-            self._env,
+            env,
             template,
             {**site_context(self._settings), **context},
             list_headers=bool(unsubscribe),
@@ -108,7 +114,13 @@ class Transactional:
             "confirm_url": f"{self._settings.base_url}/preferences/address/{token}",
             "old_email": reader.email,
         }
-        moving = Addressee(reader.subscriber_id, new_address, address_key(new_address), reader.name)
+        moving = Addressee(
+            reader.subscriber_id,
+            new_address,
+            address_key(new_address),
+            reader.name,
+            reader.language,
+        )
         return self._build("email/address_change", context, moving, key=key)
 
     def welcome(self, reader: Addressee, latest_posts: Sequence[Post], *, key: str) -> Message:

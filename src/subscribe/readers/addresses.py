@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
 
-from subscribe.errors import InvalidAddress
+from subscribe.errors import N_, InvalidAddress
 
 # RFC 5321 4.5.3.1.3: a path is at most 256 octets including the angle brackets.
 MAX_ADDRESS_LENGTH = 254
@@ -52,9 +52,9 @@ def _plain(text: str) -> Address | None:
 def normalize(raw: str) -> Address:
     text = raw.strip()
     if not text:
-        raise InvalidAddress("Please enter an email address.")
+        raise InvalidAddress(N_("Please enter an email address."))
     if len(text) > MAX_ADDRESS_LENGTH:
-        raise InvalidAddress("That email address is too long.")
+        raise InvalidAddress(N_("That email address is too long."))
     return _plain(text) or _validated(text)
 
 
@@ -64,16 +64,19 @@ def _validated(text: str) -> Address:
         # SMTPUTF8 local parts are refused: many relays cannot deliver them.
         info = validate_email(text, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
-        raise InvalidAddress(f"That is not a valid email address: {exc}") from None
+        raise InvalidAddress(
+            f"That is not a valid email address: {exc}",
+            public=N_("That is not a valid email address."),
+        ) from None
     local = text.rsplit("@", 1)[0]
     if len(local.encode()) > MAX_LOCAL_PART_LENGTH:
-        raise InvalidAddress("That email address is too long before the @.")
+        raise InvalidAddress(N_("That email address is too long before the @."))
     domain = info.domain.lower()
     ascii_domain = info.ascii_domain.lower()
     display = f"{local}@{domain}"
     ascii_address = f"{local}@{ascii_domain}"
     if len(ascii_address) > MAX_ADDRESS_LENGTH:
-        raise InvalidAddress("That email address is too long.")
+        raise InvalidAddress(N_("That email address is too long."))
     return Address(display=display, ascii=ascii_address, key=ascii_address.casefold())
 
 

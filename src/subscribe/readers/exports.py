@@ -11,7 +11,7 @@ from sqlmodel import Session
 from subscribe.db import bulk, store
 
 EXPORT_COLUMNS = ["email", "name", "status", "created_at", "confirmed_at", "unsubscribed_at"]
-EXPORT_COLUMNS += ["cadence", "categories"]
+EXPORT_COLUMNS += ["cadence", "categories", "language"]
 CATEGORY_SEPARATOR = "|"  # between a reader's categories in one cell (names may hold commas)
 
 
@@ -31,6 +31,7 @@ def export_csv(session: Session, out: TextIO) -> int:
                 _iso(subscriber.unsubscribed_at),
                 subscriber.cadence,
                 CATEGORY_SEPARATOR.join(chosen.get(subscriber.id or 0, ())),
+                subscriber.language,
             ]
         )
         count += 1

@@ -100,6 +100,8 @@ class ExportFormat:
     # Reader choices, in our own export only (older exports have neither column).
     cadence: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
+    # A reader's language, where a source has one (ours; a CSV's "language" or "locale").
+    language: tuple[str, ...] = ("language", "lang", "locale", "preferredlanguage")
 
     def name_of(self, row: Row) -> str:
         for columns in self.names:

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
-from subscribe.config import Settings
+from subscribe.config import Settings, language_tag
 from subscribe.db import bulk, deliveries
 from subscribe.db.models import Cadence, SubscriberStatus
 from subscribe.errors import InvalidAddress
@@ -158,6 +158,9 @@ def _reader(
         "consent_at": consented or created or options.now,
         "cadence": _cadence(row.get(*fmt.cadence)) if fmt.cadence else "post",
         "categories": _categories(row.get(*fmt.categories)) if fmt.categories else [],
+        # Kept as the source spells it (``de-AT``): the nearest language on offer is
+        # chosen when an email is made, so a language added later is picked up.
+        "language": (language_tag(row.get(*fmt.language)[:35]) or "") if fmt.language else "",
         "confirmation_day": "",
         "confirmations_that_day": 0,
         "bounce_count": 0,

@@ -36,8 +36,9 @@ from subscribe.db.models import (
     subscriber_category_table,
     subscriber_table,
 )
-from subscribe.errors import InvalidAddress, InvalidChoice, TokenInvalid
+from subscribe.errors import N_, InvalidAddress, InvalidChoice, TokenInvalid
 
+from . import languages
 from .addresses import normalize
 from .tokens import TokenSubject, key_digest
 
@@ -51,7 +52,7 @@ def reader_for(session: Session, subject: TokenSubject, *, check_digest: bool = 
     link, whose digest is of the new address (``confirm_address`` checks it)."""
     reader = session.get(Subscriber, subject.subscriber_id)
     if reader is None or (check_digest and key_digest(reader.email_key) != subject.digest):
-        raise TokenInvalid("This link is not valid any more.")
+        raise TokenInvalid(N_("This link is not valid any more."))
     return reader
 
 
@@ -74,12 +75,16 @@ def categories_of(session: Session, subscriber_id: int) -> list[str]:
     return [str(name) for name in session.execute(query).scalars()]
 
 
+# What a page says of a choice that is not on offer (the detail is for the CLI and logs).
+NOT_ON_OFFER = N_("Please choose again: one of your choices is not on offer.")
+
+
 def parse_cadence(value: str) -> Cadence:
     try:
         return Cadence(value.strip().lower())
     except ValueError:
         raise InvalidChoice(
-            f"unknown cadence {value!r}: choose one of {', '.join(CADENCES)}"
+            f"unknown cadence {value!r}: choose one of {', '.join(CADENCES)}", public=NOT_ON_OFFER
         ) from None
 
 
@@ -101,7 +106,7 @@ def _clean(site: Sequence[str], names: Sequence[str], *, strict: bool) -> list[s
         if name.casefold() in offered:
             name = offered[name.casefold()]
         elif strict:
-            raise InvalidChoice(f"unknown category {name!r}")
+            raise InvalidChoice(f"unknown category {name!r}", public=NOT_ON_OFFER)
         if name not in chosen:
             chosen.append(name)
     return chosen
@@ -127,7 +132,9 @@ def signup_choices(
     cadence = parse_cadence(values[-1]) if values else Cadence.POST
     if cadence not in SIGNUP_CADENCES:
         allowed = ", ".join(c.value for c in SIGNUP_CADENCES)
-        raise InvalidChoice(f"unknown cadence {values[-1]!r}: choose one of {allowed}")
+        raise InvalidChoice(
+            f"unknown cadence {values[-1]!r}: choose one of {allowed}", public=NOT_ON_OFFER
+        )
     categories = _clean(offered_categories(), names, strict=True) if ticked else []
     return cadence, tuple(categories)
 
@@ -208,6 +215,7 @@ class Choices:
     name: str
     cadence: Cadence
     categories: list[str]
+    language: str = ""  # "": unchanged; one not on offer is ignored
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +240,8 @@ def save(
     categories = clean_categories(session, settings, choices.categories)
     set_categories(session, subscriber.id, categories)
     change_cadence(session, subscriber, choices.cadence, now=now)
+    if choices.language and (tag := languages.on_offer(choices.language, settings.languages)):
+        subscriber.language = tag
     change_sent = False
     if new_email.strip():
         address = normalize(new_email)
@@ -258,7 +268,7 @@ def confirm_address(session: Session, subscriber: Subscriber, *, digest: str) ->
         return subscriber
     address = normalize(pending)
     if key_digest(address.key) != digest:
-        raise InvalidAddress("This link is for another address change.")
+        raise InvalidAddress(N_("This link is for another address change."))
     if store.subscriber_by_key(session, email_key=address.key) is None:
         subscriber.email = address.display
         subscriber.email_key = address.key

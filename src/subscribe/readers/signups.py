@@ -42,6 +42,7 @@ class SignupRequest:
     # What the form chose (``preferences.signup_choices``, already checked); None: the
     # defaults. Only a new or pending reader takes it, as in ``request_subscription``.
     choices: tuple[Cadence, tuple[str, ...]] | None = None
+    language: str = ""  # on offer (``languages.choose``); "": the site's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,7 @@ def sign_up_batch(
                 ip=consent.ip[:64],
                 user_agent=consent.user_agent[:400],
                 cadence=cadence.value,
+                language=request.language,
             )
             if added is None:
                 known.append(index)
@@ -105,6 +107,7 @@ def sign_up_batch(
                 consent=request.consent,
                 now=now(),
                 choices=request.choices,
+                language=request.language,
             )
         results[index] = SignupResult(confirmation_due=outcome.confirmation_due)
     return [result or SignupResult() for result in results]

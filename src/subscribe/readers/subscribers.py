@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from subscribe.config import Settings
+from subscribe.config import Settings, language_tag
 from subscribe.content import one_line
 from subscribe.db import deliveries, store
 from subscribe.db.models import (
@@ -29,7 +29,9 @@ from subscribe.db.models import (
     delivery_table,
 )
 from subscribe.errors import (
+    N_,
     InvalidAddress,
+    InvalidChoice,
     NotFound,
     SubscribeError,
     SuppressedAddress,
@@ -80,7 +82,7 @@ def check_domain(settings: Settings, address: Address) -> None:
     domain = address.ascii.rpartition("@")[2]
     for blocked in settings.blocked_domain_list:
         if domain == blocked or domain.endswith("." + blocked):
-            raise InvalidAddress("Addresses at that domain cannot subscribe.")
+            raise InvalidAddress(N_("Addresses at that domain cannot subscribe."))
 
 
 def _take_confirmation_slot(session: Session, subscriber: Subscriber, now: datetime) -> bool:
@@ -146,8 +148,10 @@ def request_subscription(
     consent: Consent,
     now: datetime,
     choices: tuple[Cadence, Sequence[str]] | None = None,
+    language: str = "",
 ) -> SignupOutcome:
-    """Someone asked to subscribe (web form, or `add` without --confirmed).
+    """Someone asked to subscribe (web form, or `add` without --confirmed); ``language``
+    is the one they chose (``readers.languages.choose``), "" for the site's default.
 
     The outcome looks the same to the visitor whatever the address's state; only whether
     a confirmation email goes out differs, and a confirmed reader gets none.
@@ -164,6 +168,8 @@ def request_subscription(
         subscriber.status = SubscriberStatus.PENDING
     if name and subscriber.status == SubscriberStatus.PENDING:
         subscriber.name = clean_name(name)
+    if language and subscriber.status == SubscriberStatus.PENDING:
+        subscriber.language = language  # the confirmation comes in the language asked in
     if choices is not None and subscriber.status == SubscriberStatus.PENDING:
         # Only for an address not yet confirmed, like the name: the form must not let
         # anyone pause or narrow someone else's subscription.
@@ -193,7 +199,7 @@ def request_subscription(
 def _subscriber_for_token(session: Session, subject: TokenSubject) -> Subscriber:
     subscriber = session.get(Subscriber, subject.subscriber_id)
     if subscriber is None or key_digest(subscriber.email_key) != subject.digest:
-        raise TokenInvalid("This link is not valid any more.")
+        raise TokenInvalid(N_("This link is not valid any more."))
     return subscriber
 
 
@@ -274,9 +280,15 @@ def add(
     email: str,
     name: str = "",
     confirmed: bool = False,
+    language: str = "",
     now: datetime,
 ) -> SignupOutcome:
-    """The admin adds one address: confirmed at once, or pending with a confirmation email."""
+    """The admin adds one address: confirmed at once, or pending with a confirmation email
+    (in ``language``, one on offer; "" for the site's)."""
+    if language and language_tag(language) not in settings.languages:
+        offered = ", ".join(settings.languages)
+        raise InvalidChoice(f"unknown language {language!r}: choose one of {offered}")
+    language = language_tag(language) or ""
     address = normalize(email)
     existing = store.subscriber_by_key(session, email_key=address.key)
     if existing is not None and existing.status in (
@@ -306,13 +318,20 @@ def add(
             consent_source="cli",
             consent_at=now,
             digest_after=preferences.latest_post_id(session),
+            language=language,
         )
         session.add(subscriber)
         session.commit()
         session.refresh(subscriber)
         return SignupOutcome(subscriber, confirmation_due=False)
     return request_subscription(
-        session, settings, email=email, name=name, consent=Consent(source="cli"), now=now
+        session,
+        settings,
+        email=email,
+        name=name,
+        consent=Consent(source="cli"),
+        now=now,
+        language=language,
     )
 
 

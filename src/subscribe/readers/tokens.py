@@ -21,7 +21,7 @@ from itsdangerous import (
 )
 
 from subscribe.config import Settings
-from subscribe.errors import TokenExpired, TokenInvalid
+from subscribe.errors import N_, TokenExpired, TokenInvalid
 
 Purpose = Literal["confirm", "unsubscribe", "bounce", "preferences", "address"]
 
@@ -95,9 +95,9 @@ class Tokens:
         except SignatureExpired as exc:
             # The signature checked out, so the payload names a real subscriber.
             subject = _require_subject(self._confirm.load_payload(exc.payload))
-            raise TokenExpired("This confirmation link has expired.", subject) from None
+            raise TokenExpired(N_("This confirmation link has expired."), subject) from None
         except BadSignature:
-            raise TokenInvalid("This confirmation link is not valid.") from None
+            raise TokenInvalid(N_("This confirmation link is not valid.")) from None
         return _require_subject(payload)
 
     # Unsubscribe links never expire (RFC 8058 links sit in old mail for years).
@@ -111,7 +111,7 @@ class Tokens:
         try:
             payload = self._unsubscribe.loads(token)
         except BadSignature:
-            raise TokenInvalid("This unsubscribe link is not valid.") from None
+            raise TokenInvalid(N_("This unsubscribe link is not valid.")) from None
         return _require_subject(payload)
 
     # Preferences links never expire either: they sit in the footer of every email.
@@ -128,7 +128,7 @@ class Tokens:
         try:
             payload = self._preferences.loads(token)
         except BadSignature:
-            raise TokenInvalid("This preferences link is not valid.") from None
+            raise TokenInvalid(N_("This preferences link is not valid.")) from None
         return _require_subject(payload)
 
     # A new address is confirmed by a link sent to it; the digest is of the *new* key, so
@@ -141,9 +141,11 @@ class Tokens:
         try:
             payload = self._address.loads(token, max_age=self._confirm_max_age)
         except SignatureExpired:
-            raise TokenExpired("This link has expired: ask for the change again.", None) from None
+            raise TokenExpired(
+                N_("This link has expired: ask for the change again."), None
+            ) from None
         except BadSignature:
-            raise TokenInvalid("This link is not valid.") from None
+            raise TokenInvalid(N_("This link is not valid.")) from None
         return _require_subject(payload)
 
     # VERP return paths: bounces+TOKEN@domain; signed so a forged bounce names no one.
@@ -169,7 +171,7 @@ def _require_subject(payload: object) -> TokenSubject:
         and isinstance(payload[1], str)
     ):
         return TokenSubject(subscriber_id=payload[0], digest=payload[1])
-    raise TokenInvalid("This link is not valid.")
+    raise TokenInvalid(N_("This link is not valid."))
 
 
 def tokens_for(settings: Settings) -> Tokens:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -42,6 +43,9 @@ from subscribe.readers.bounced import judge_refusal
 from subscribe.refusals import Reason
 
 from .leases import Owner
+
+if TYPE_CHECKING:
+    from subscribe.mail.envelopes import RenderItem
 
 D = delivery_table.c
 S = subscriber_table.c
@@ -71,6 +75,13 @@ class Claimed:
     digest_after: int | None = None
     digest_through: int | None = None
     pending_email: str = ""
+    language: str = ""  # the reader's, as stored ("" for the site's default)
+
+    def render_item(self) -> RenderItem:
+        """What the renderer (maybe in another process) needs of this delivery."""
+        assert self.post_id is not None
+        fields = (self.email, self.email_key, self.name, self.language)
+        return (self.delivery_id, self.post_id, self.subscriber_id, *fields)
 
     @property
     def previous_due_at(self) -> datetime:
@@ -121,7 +132,7 @@ def enqueue(
 _CLAIM = (
     "SELECT d.id, d.post_id, d.subscriber_id, d.attempts, d.status, d.due_at, d.created_at,"
     " d.ambiguous_count, s.email, s.email_key, s.name, s.status, d.kind,"
-    " d.period, d.digest_after, d.digest_through, s.pending_email"
+    " d.period, d.digest_after, d.digest_through, s.pending_email, s.language"
     " FROM delivery d JOIN subscriber s ON s.id = d.subscriber_id"
     " WHERE d.due_at <= {now}%s ORDER BY d.due_at LIMIT {limit}"
 )
@@ -205,6 +216,7 @@ def claim(
             digest_after=row[14],
             digest_through=row[15],
             pending_email=row[16],
+            language=row[17],
         )
         for row in taken
     ]

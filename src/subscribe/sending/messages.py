@@ -66,7 +66,7 @@ class MessageMaker:
         """The envelope and Message-ID of a claimed delivery made here. The Message-ID is
         keyed by the delivery (a digest: by its period), so a re-send after a kill carries
         the same one."""
-        reader = Addressee(item.subscriber_id, item.email, item.email_key, item.name)
+        reader = Addressee(item.subscriber_id, item.email, item.email_key, item.name, item.language)
         key = f"{item.kind}:{item.delivery_id}"
         if item.kind == MessageKind.DIGEST:
             assert item.period is not None
@@ -78,6 +78,7 @@ class MessageMaker:
                 name=item.name,
                 period=item.period,
                 posts=self._lists.pop(item.delivery_id),
+                language=item.language,
             )
             return Envelope.from_wire(mail_from, to, wire), mid
         if item.kind == MessageKind.WELCOME:

@@ -215,10 +215,7 @@ class Notifier:
         try:
             for start in range(0, len(claimed), renderer.batch):
                 part = claimed[start : start + renderer.batch]
-                items = [
-                    (c.delivery_id, c.post_id, c.subscriber_id, c.email, c.email_key, c.name)
-                    for c in part
-                ]
+                items = [c.render_item() for c in part]
                 in_flight.append((part, asyncio.ensure_future(renderer.render(items))))
                 if len(in_flight) < renderer.ahead:
                     continue

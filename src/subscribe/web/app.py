@@ -21,7 +21,6 @@ from subscribe.bounces.hooks import Fetch, receivers_for
 from subscribe.config import Settings
 from subscribe.db import store
 from subscribe.db.ratelimit import Limit, RateLimiter
-from subscribe.mail.render import make_environment
 from subscribe.readers.signups import SignupQueue, sign_up_batch
 from subscribe.readers.tokens import tokens_for
 from subscribe.sending.outbox import Outbox
@@ -32,7 +31,7 @@ from .clientip import ClientIPResolver, parse_networks
 from .context import WebContext, now
 from .forms import MAX_BODY_BYTES
 from .headers import SecurityHeaders, content_security_policy, origin_of
-from .pages import Pages
+from .pages import Pages, RequestLanguage
 
 SIGNUP_WINDOW = timedelta(minutes=1)
 
@@ -50,7 +49,7 @@ def create_app(
     # misconfigured start fails with one line and leaves no engine behind.
     tokens = tokens_for(settings)
     client_ips = ClientIPResolver(parse_networks(settings.trusted_proxy_list))
-    pages = Pages(settings, make_environment(settings.templates_dir), dev_mailbox=bool(dev_mailbox))
+    pages = Pages(settings, dev_mailbox=bool(dev_mailbox))
     site_origin = origin_of(settings.site_url)
     hook_receivers = receivers_for(settings, clock=now, fetch=sns_fetch)
     engine = store.open_store(settings.database_url)
@@ -99,6 +98,7 @@ def create_app(
     app.state.web = context
     csp = content_security_policy([origin_of(settings.base_url), site_origin])
     app.add_middleware(SecurityHeaders, csp=csp)
+    app.add_middleware(RequestLanguage, settings=settings)
     handlers.install(app)
     app.include_router(signup.router)
     app.include_router(links.router)

@@ -16,16 +16,17 @@ from subscribe.bounces.hooks import Receiver
 from subscribe.config import Settings
 from subscribe.db import store
 from subscribe.db.ratelimit import RateLimiter
-from subscribe.errors import RateLimited
+from subscribe.errors import N_, RateLimited
+from subscribe.readers import languages
 from subscribe.readers.signups import SignupQueue
-from subscribe.readers.tokens import Tokens
+from subscribe.readers.tokens import Tokens, TokenSubject
 from subscribe.sending.outbox import Outbox
 from subscribe.sending.sender import SenderFactory
 
 from .clientip import ClientIPResolver, limit_key
 from .pages import Pages
 
-TOO_MANY_REQUESTS = "Too many requests from your network. Please wait a minute and try again."
+TOO_MANY_REQUESTS = N_("Too many requests from your network. Please wait a minute and try again.")
 
 
 def now() -> datetime:
@@ -61,6 +62,11 @@ class WebContext:
 
     def write_session(self) -> AbstractContextManager[Session]:
         return store.write_session(self.engine)
+
+    def language_of(self, subject: TokenSubject) -> str:
+        """The language of the reader a signed link names (their pages are in it)."""
+        with Session(self.engine) as session:
+            return languages.of_subscriber(session, self.settings, subject.subscriber_id)
 
 
 def get_context(request: Request) -> WebContext:

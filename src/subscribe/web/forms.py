@@ -11,6 +11,8 @@ import json
 
 from fastapi import HTTPException, Request
 
+from subscribe.errors import N_
+
 MAX_BODY_BYTES = 16 * 1024
 MAX_FIELDS = 20
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -30,9 +32,9 @@ async def _json_object(request: Request) -> dict[str, object]:
     try:
         data = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError):
-        raise HTTPException(400, "The request body is not valid JSON.") from None
+        raise HTTPException(400, N_("The request body is not valid JSON.")) from None
     if not isinstance(data, dict):
-        raise HTTPException(400, 'Send a JSON object, e.g. {"email": "you@example.org"}.')
+        raise HTTPException(400, N_('Send a JSON object, e.g. {"email": "you@example.org"}.'))
     return data
 
 
@@ -75,4 +77,4 @@ async def read_fields(request: Request) -> dict[str, str]:
             return {k: v for k, v in form.items() if isinstance(v, str)}
     if not await request.body():
         return {}
-    raise HTTPException(415, "Send the form as a web form or as JSON.")
+    raise HTTPException(415, N_("Send the form as a web form or as JSON."))

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from subscribe.errors import (
+    N_,
     ConfigError,
     HookInvalid,
     HookRefused,
@@ -51,16 +52,22 @@ _STATUS: list[tuple[type[SubscribeError], int]] = [
 ]
 
 _HTTP_MESSAGES = {
-    404: "There is no page at this address.",
-    405: "This page cannot be used that way.",
+    404: N_("There is no page at this address."),
+    405: N_("This page cannot be used that way."),
 }
-# Page headings in plain words; other statuses use the standard phrase.
+# Page headings in plain words (in the catalogs); other statuses use the standard phrase.
 _TITLES = {
-    404: "Page not found",
-    413: "Too much data",
-    422: "Please check the address",
-    429: "Too many requests",
-    500: "Something went wrong",
+    400: N_("This request cannot be used"),
+    401: N_("Not allowed"),
+    404: N_("Page not found"),
+    405: N_("This page cannot be used that way"),
+    410: N_("This link has expired"),
+    413: N_("Too much data"),
+    415: N_("This request cannot be used"),
+    422: N_("Please check the address"),
+    429: N_("Too many requests"),
+    500: N_("Something went wrong"),
+    503: N_("Please try again later"),
 }
 
 RETRY_AFTER_SECONDS = 60
@@ -79,13 +86,17 @@ def error_response(
     offer_signup: bool = False,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
+    """The error page (or JSON) in the request's language: ``message`` and ``title`` are
+    catalog messages, shown as they are when the catalog does not know them."""
+    pages = get_context(request).pages
+    message = pages.gettext(message)
     if wants_json(request):
         return JSONResponse({"ok": False, "message": message}, status, headers=dict(headers or {}))
-    return get_context(request).pages.render(
+    return pages.render(
         "error",
         status=status,
         headers=headers,
-        title=title or _TITLES.get(status, HTTPStatus(status).phrase),
+        title=pages.gettext(title or _TITLES.get(status, HTTPStatus(status).phrase)),
         message=message,
         offer_signup=offer_signup,
     )
@@ -93,11 +104,11 @@ def error_response(
 
 def domain_error_response(request: Request, exc: SubscribeError) -> Response:
     status = status_for(exc)
-    message = str(exc)
+    message = exc.public
     if isinstance(exc, ConfigError):
         # Our mistake, not the visitor's; the details are for the log only.
         logger.error("configuration error while serving %s: %s", request.url.path, exc)
-        message = "This service is not configured correctly. Please try again later."
+        message = N_("This service is not configured correctly. Please try again later.")
     retry = isinstance(exc, (RateLimited, HookUnavailable))
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if retry else None
     # A broken or stale link: the way forward is to subscribe again from the form.
@@ -106,7 +117,7 @@ def domain_error_response(request: Request, exc: SubscribeError) -> Response:
         request,
         status=status,
         message=message,
-        title="This link does not work" if offer_signup else "",
+        title=N_("This link does not work") if offer_signup else "",
         offer_signup=offer_signup,
         headers=headers,
     )
@@ -132,7 +143,7 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> Response:
-    return error_response(request, status=400, message="The request is not valid.")
+    return error_response(request, status=400, message=N_("The request is not valid."))
 
 
 def install(app: FastAPI) -> None:

@@ -6,12 +6,15 @@ not subscribe or unsubscribe anyone. Only the POST acts, and doing it twice is h
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, BackgroundTasks, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from subscribe.db.models import SubscriberStatus
-from subscribe.errors import TokenExpired, TokenInvalid
-from subscribe.readers import subscribers
+from subscribe.errors import N_, TokenExpired, TokenInvalid
+from subscribe.mail.translations import locale
+from subscribe.readers import languages, subscribers
 from subscribe.readers.subscribers import Consent, SignupOutcome
 from subscribe.readers.tokens import TokenSubject
 
@@ -21,21 +24,34 @@ from .forms import read_fields
 router = APIRouter()
 
 
-def _duration(seconds: int) -> str:
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            count = seconds // size
-            return f"{count} {unit}{'s' if count != 1 else ''}"
-    return f"{seconds} seconds"
+def _duration(seconds: int, language: str) -> str:
+    """``7 days``, ``7 Tage``, ``7 dni``: whole units, rounded down, as Babel spells them."""
+    from babel.dates import format_timedelta
+
+    unit = next(
+        (u for u, size in (("day", 86400), ("hour", 3600), ("minute", 60)) if seconds >= size),
+        "second",
+    )
+    return format_timedelta(
+        timedelta(seconds=seconds),
+        threshold=1e9,
+        granularity=unit,
+        format="long",
+        locale=locale(language),
+        add_direction=False,
+    )
 
 
-def _expired(context: WebContext, token: str) -> Response:
+def _expired(context: WebContext, token: str, subject: object) -> Response:
     """410 with a button for a fresh link; the token goes back to us, not an address."""
+    language = context.language_of(subject) if isinstance(subject, TokenSubject) else ""
+    language = context.pages.language(language)
     return context.pages.render(
         "expired",
         status=410,
+        language=language,
         token=token,
-        max_age=_duration(context.settings.confirm_max_age),
+        max_age=_duration(context.settings.confirm_max_age, language),
     )
 
 
@@ -59,7 +75,7 @@ async def resend_confirmation(
         subject = context.tokens.read_confirm(fields.get("token", ""))
     except TokenExpired as exc:
         if not isinstance(exc.subject, TokenSubject):
-            raise TokenInvalid("This link is not valid.") from None
+            raise TokenInvalid(N_("This link is not valid.")) from None
         subject = exc.subject
     client_ip = await run_in_threadpool(context.check_signup_rate, request)
     consent = Consent(
@@ -73,30 +89,35 @@ async def resend_confirmation(
         state = "confirmed"
     else:
         state = "recent"  # the cooldown: a link went out a few minutes ago
-    return context.pages.render("resent", state=state)
+    return context.pages.render(
+        "resent",
+        language=languages.of_reader(context.settings, outcome.subscriber.language),
+        state=state,
+    )
 
 
 @router.get("/confirm/{token}")
 def confirm_page(token: str, context: Ctx) -> Response:
     try:
-        context.tokens.read_confirm(token)  # tell a bad link now, before the button
-    except TokenExpired:
-        return _expired(context, token)
-    return context.pages.render("confirm")
+        subject = context.tokens.read_confirm(token)  # tell a bad link now, before the button
+    except TokenExpired as exc:
+        return _expired(context, token, exc.subject)
+    return context.pages.render("confirm", language=context.language_of(subject))
 
 
 @router.post("/confirm/{token}")
 def confirm(token: str, background: BackgroundTasks, context: Ctx) -> Response:
     try:
         subject = context.tokens.read_confirm(token)
-    except TokenExpired:
-        return _expired(context, token)
+    except TokenExpired as exc:
+        return _expired(context, token, exc.subject)
     with context.write_session() as session:
         subscriber, first_time = subscribers.confirm(session, subject=subject, now=now())
     if first_time:
         background.add_task(context.outbox.flush)  # the welcome, queued with the confirmation
     return context.pages.render(
         "confirmed",
+        language=languages.of_reader(context.settings, subscriber.language),
         first_time=first_time,
         subscribed=subscriber.status == SubscriberStatus.CONFIRMED,
     )
@@ -109,7 +130,9 @@ def confirm(token: str, background: BackgroundTasks, context: Ctx) -> Response:
 def unsubscribe_page(token: str, context: Ctx) -> Response:
     subject = context.tokens.read_unsubscribe(token)
     return context.pages.render(
-        "unsubscribe", preferences_token=context.tokens.preferences_token_of(subject)
+        "unsubscribe",
+        language=context.language_of(subject),
+        preferences_token=context.tokens.preferences_token_of(subject),
     )
 
 
@@ -125,4 +148,5 @@ def unsubscribe(token: str, context: Ctx) -> Response:
     with context.write_session() as session:
         subscriber = subscribers.unsubscribe_by_token(session, subject=subject, now=now())
     # Only the token's holder sees this page, so showing the address leaks nothing.
-    return context.pages.render("unsubscribed", email=subscriber.email)
+    language = languages.of_reader(context.settings, subscriber.language)
+    return context.pages.render("unsubscribed", language=language, email=subscriber.email)

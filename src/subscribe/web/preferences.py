@@ -14,7 +14,8 @@ from sqlmodel import Session
 
 from subscribe.config import Settings
 from subscribe.db.models import Cadence, Subscriber
-from subscribe.readers import preferences
+from subscribe.errors import N_
+from subscribe.readers import languages, preferences
 from subscribe.readers.tokens import TokenSubject
 
 from .context import Ctx, WebContext, now
@@ -22,11 +23,12 @@ from .forms import last_values, read_field_lists
 
 router = APIRouter()
 
+# Catalog messages: the template shows each in the page's language.
 CADENCE_LABELS = (
-    (Cadence.POST.value, "Every post, as it comes out"),
-    (Cadence.DAILY.value, "A daily digest"),
-    (Cadence.WEEKLY.value, "A weekly digest"),
-    (Cadence.PAUSED.value, "Pause all email for now"),
+    (Cadence.POST.value, N_("Every post, as it comes out")),
+    (Cadence.DAILY.value, N_("A daily digest")),
+    (Cadence.WEEKLY.value, N_("A weekly digest")),
+    (Cadence.PAUSED.value, N_("Pause all email for now")),
 )
 
 
@@ -49,6 +51,11 @@ def choices_context(
     }
 
 
+def reader_language(context: WebContext, reader: Subscriber) -> str:
+    """The language of a page behind one of a reader's links: the reader's own."""
+    return languages.of_reader(context.settings, reader.language)
+
+
 def _page(context: WebContext, session: Session, reader: Subscriber, **extra: Any) -> Response:
     assert reader.id is not None
     choices = choices_context(
@@ -59,6 +66,7 @@ def _page(context: WebContext, session: Session, reader: Subscriber, **extra: An
     )
     return context.pages.render(
         "preferences",
+        language=reader_language(context, reader),
         name=reader.name,
         email=reader.email,
         pending_email=reader.pending_email,
@@ -89,7 +97,10 @@ def _save(context: WebContext, subject: TokenSubject, fields: dict[str, list[str
             new_email = ""
         else:
             choices = preferences.Choices(
-                values.get("name", ""), cadence, fields.get("categories", [])
+                values.get("name", ""),
+                cadence,
+                fields.get("categories", []),
+                language=values.get("language", ""),
             )
             new_email = values.get("email", "")
         saved = preferences.save(
@@ -113,8 +124,10 @@ async def save_preferences(
 
 @router.get("/preferences/address/{token}")
 def address_page(token: str, context: Ctx) -> Response:
-    context.tokens.read_address(token)  # a bad or old link says so now, before the button
-    return context.pages.render("address_confirm", moved=False, email="")
+    subject = context.tokens.read_address(token)  # a bad or old link says so now
+    return context.pages.render(
+        "address_confirm", language=context.language_of(subject), moved=False, email=""
+    )
 
 
 @router.post("/preferences/address/{token}")
@@ -123,4 +136,9 @@ def confirm_address(token: str, context: Ctx) -> Response:
     with context.write_session() as session:
         reader = preferences.reader_for(session, subject, check_digest=False)
         reader = preferences.confirm_address(session, reader, digest=subject.digest)
-        return context.pages.render("address_confirm", moved=True, email=reader.email)
+        return context.pages.render(
+            "address_confirm",
+            language=reader_language(context, reader),
+            moved=True,
+            email=reader.email,
+        )

@@ -19,8 +19,8 @@ from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from subscribe.db.models import Cadence
-from subscribe.errors import InvalidAddress, InvalidChoice, RateLimited, SubscribeError
-from subscribe.readers import preferences, subscribers
+from subscribe.errors import N_, InvalidAddress, InvalidChoice, RateLimited, SubscribeError
+from subscribe.readers import languages, preferences, subscribers
 from subscribe.readers.addresses import normalize
 from subscribe.readers.signups import SignupRequest, SignupResult
 from subscribe.readers.subscribers import Consent
@@ -108,6 +108,7 @@ async def _sign_up(
         consent=_consent(request, fields, client_ip),
         rate_key=limit_key(client_ip),
         choices=choices,
+        language=_language(context, fields),
     )
     result = await asyncio.wrap_future(context.signups.submit(signup))
     if result.limited:
@@ -115,14 +116,28 @@ async def _sign_up(
     return address.display, result
 
 
-def _check_inbox(context: WebContext, request: Request, email: str) -> Response:
-    message = (
-        f"Check your inbox: unless it is already subscribed, {email} will get an email "
-        "with a link to confirm within a few minutes."
-    )
+def _language(context: WebContext, fields: dict[str, str]) -> str:
+    """The sign-up's language: the form's ``language`` field when it names one on offer
+    (our form sends the language it was shown in), else the request's."""
+    field = fields.get("language", "")
+    chosen = languages.on_offer(field, context.settings.languages) if field else None
+    return context.pages.language(chosen or "")
+
+
+CHECK_INBOX = N_(
+    "Check your inbox: unless it is already subscribed, %(email)s will get an email "
+    "with a link to confirm within a few minutes."
+)
+
+
+def _check_inbox(
+    context: WebContext, request: Request, email: str, fields: dict[str, str]
+) -> Response:
+    language = _language(context, fields)
     if wants_json(request):
+        message = context.pages.gettext(CHECK_INBOX, language) % {"email": email}
         return JSONResponse({"ok": True, "message": message})
-    return context.pages.render("check_inbox", email=email)
+    return context.pages.render("check_inbox", language=language, email=email)
 
 
 def _invalid(
@@ -131,16 +146,17 @@ def _invalid(
     lists: dict[str, list[str]],
     exc: InvalidAddress | InvalidChoice,
 ) -> Response:
-    message = str(exc)
-    if isinstance(exc, InvalidChoice):
-        message = f"Please choose again: {message}."
-    if wants_json(request):
-        return JSONResponse({"ok": False, "message": message}, 422)
-    # The form again, with what was typed and chosen (autoescaped) and what is wrong.
     fields = last_values(lists)
+    language = _language(context, fields)
+    message = context.pages.gettext(exc.public, language)
+    if wants_json(request):
+        # The admin's English detail too, for whoever wires a blog's script to us.
+        return JSONResponse({"ok": False, "message": message, "detail": str(exc)}, 422)
+    # The form again, with what was typed and chosen (autoescaped) and what is wrong.
     return context.pages.render(
         "subscribe",
         status=422,
+        language=language,
         error=message,
         email=fields.get("email", ""),
         name=fields.get("name", ""),
@@ -201,7 +217,7 @@ async def subscribe(request: Request, background: BackgroundTasks, context: Ctx)
         shown, outcome = await _sign_up(context, request, lists)
         if outcome is not None and outcome.confirmation_due:
             background.add_task(context.outbox.flush)
-        response = _check_inbox(context, request, shown)
+        response = _check_inbox(context, request, shown, last_values(lists))
     except (InvalidAddress, InvalidChoice) as exc:
         response = _invalid(context, request, lists, exc)
     except SubscribeError as exc:

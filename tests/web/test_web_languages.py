@@ -1,0 +1,125 @@
+"""The visitor's language through the web: chosen at sign-up (field, ?lang=, the
+browser's Accept-Language, the site's), stored with the reader, and used for every
+later email and page; changed on the preferences page. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from mailserver import SMTPServer
+from sqlalchemy.engine import Engine
+from webserver import find_subscriber, link_in, path_of
+
+pytestmark = pytest.mark.anyio
+
+
+def _language_of(engine: Engine, email: str) -> str:
+    reader = find_subscriber(engine, email)
+    assert reader is not None
+    return reader.language
+
+
+@pytest.mark.parametrize(
+    ("data", "params", "headers", "expected", "words"),
+    [
+        ({"language": "pl"}, {}, {"accept-language": "de"}, "pl", "Potwierdź"),
+        ({}, {"lang": "fr"}, {"accept-language": "de"}, "fr", "Confirme"),
+        ({}, {}, {"accept-language": "es-MX,es;q=0.9,en;q=0.5"}, "es", "Confirma"),
+        ({}, {}, {"accept-language": "pt-PT"}, "pt-BR", "Confirme"),
+        ({}, {}, {"accept-language": "ja"}, "en", "Confirm your subscription"),
+        ({"language": "xx"}, {}, {"accept-language": "de-AT"}, "de", "Bestätig"),
+    ],
+    ids=["field", "query", "accept-language", "nearest", "site-default", "unknown-field"],
+)
+async def test_sign_up_stores_the_language_and_the_confirmation_speaks_it(
+    client: httpx.AsyncClient,
+    engine: Engine,
+    smtp_server: SMTPServer,
+    data: dict[str, str],
+    params: dict[str, str],
+    headers: dict[str, str],
+    expected: str,
+    words: str,
+) -> None:
+    email = "lang.reader@example.org"
+    page = await client.post(
+        "/subscribe", data={"email": email, **data}, params=params, headers=headers
+    )
+    assert page.status_code == 200
+    assert f'<html lang="{expected}"' in page.text
+    assert page.headers["content-language"] == expected
+    assert "Accept-Language" in page.headers["vary"]
+    assert _language_of(engine, email) == expected
+    [confirmation] = smtp_server.messages
+    message = confirmation.message()
+    assert message["Content-Language"] == expected
+    assert words in str(message["Subject"]) + message.get_body(("html",)).get_content()
+
+
+async def test_the_form_page_is_in_the_asked_language_and_sends_it_back(
+    client: httpx.AsyncClient,
+) -> None:
+    page = await client.get("/", params={"lang": "de"}, headers={"accept-language": "fr"})
+    assert '<html lang="de"' in page.text and "E-Mail" in page.text
+    assert '<input type="hidden" name="language" value="de">' in page.text
+    browser = await client.get("/", headers={"accept-language": "pl;q=0.9, fr;q=1"})
+    assert '<html lang="fr"' in browser.text
+    embed = await client.get("/embed.txt", params={"lang": "es"})
+    assert 'name="language" value="es"' in embed.text
+
+
+async def test_every_later_page_and_email_follows_the_stored_language(
+    client: httpx.AsyncClient, engine: Engine, smtp_server: SMTPServer
+) -> None:
+    email = "polish.reader@example.org"
+    await client.post("/subscribe", data={"email": email, "language": "pl"})
+    confirm_url = link_in(smtp_server.messages[0].message(), "/confirm/")
+    # The reader's browser says English; the pages behind their links stay Polish.
+    english = {"accept-language": "en"}
+    confirm_page = await client.get(path_of(confirm_url), headers=english)
+    assert '<html lang="pl"' in confirm_page.text
+    confirmed = await client.post(path_of(confirm_url), headers=english)
+    assert '<html lang="pl"' in confirmed.text
+    welcome = smtp_server.messages[1].message()
+    assert welcome["Content-Language"] == "pl"
+    unsubscribe_url = link_in(welcome, "/unsubscribe/")
+    preferences_url = link_in(welcome, "/preferences/")
+    for url in (unsubscribe_url, preferences_url):
+        page = await client.get(path_of(url), headers=english)
+        assert page.status_code == 200 and '<html lang="pl"' in page.text
+    # The preferences page offers every language, each named in itself; saving switches.
+    page = await client.get(path_of(preferences_url))
+    assert '<option value="pl" lang="pl" selected>Polski</option>' in page.text
+    assert '<option value="de" lang="de">Deutsch</option>' in page.text
+    saved = await client.post(
+        path_of(preferences_url), data={"name": "", "cadence": "post", "language": "de"}
+    )
+    assert '<html lang="de"' in saved.text and _language_of(engine, email) == "de"
+    crafted = await client.post(
+        path_of(preferences_url), data={"name": "", "cadence": "post", "language": "<x>"}
+    )
+    assert crafted.status_code == 200 and _language_of(engine, email) == "de"  # ignored
+    gone = await client.post(path_of(unsubscribe_url))
+    assert '<html lang="de"' in gone.text
+
+
+async def test_errors_speak_the_visitors_language(client: httpx.AsyncClient) -> None:
+    german = {"accept-language": "de"}
+    invalid = await client.post("/subscribe", data={"email": "not-an-address"}, headers=german)
+    assert invalid.status_code == 422 and '<html lang="de"' in invalid.text
+    assert "That is not a valid email address" not in invalid.text
+    bad_link = await client.get("/confirm/tampered", headers=german)
+    assert bad_link.status_code == 400 and "This link" not in bad_link.text
+    missing = await client.get("/nowhere", headers={"accept-language": "fr"})
+    assert missing.status_code == 404 and "Page not found" not in missing.text
+    json = await client.post(
+        "/subscribe",
+        json={"email": "json.reader@example.org", "language": "es"},
+        headers={"accept": "application/json"},
+    )
+    assert json.json()["ok"] and "json.reader@example.org" in json.json()["message"]
+    assert "Check your inbox" not in json.json()["message"]
+    refused = await client.post(
+        "/subscribe", json={"email": "nope"}, headers={"accept-language": "pl"}
+    )
+    assert refused.status_code == 422 and "valid email address" not in refused.json()["message"]
