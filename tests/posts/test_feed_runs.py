@@ -162,7 +162,7 @@ def test_the_email_shows_date_categories_and_image(
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
     assert "November 30, 2026" in text and "November 30, 2026" in html
-    assert "Filed under: Travel, Mountains, Weekly" in text
+    assert "Filed under Travel, Mountains, Weekly" in text
     assert "Filed under Travel, Mountains, Weekly" in html
     image = 'src="https://journal.blog.example/content/images/2026/11/ridge.jpg"'
     assert image in html and 'width="552"' in html and "max-width: 100%" in html
@@ -187,7 +187,7 @@ def test_notify_category_for_a_single_post(
         rows = session.execute(sa.text("SELECT category FROM post_category ORDER BY position"))
         assert [row[0] for row in rows] == ["Python", "Release"]  # one per name, any case
     text = smtp_server.messages[0].message().get_body(("plain",)).get_content()
-    assert "Filed under: Python, Release" in text
+    assert "Filed under Python, Release" in text
 
 
 def test_preview_feed_says_what_a_dry_run_says_and_writes_the_files(

@@ -4,11 +4,15 @@ later email and page; changed on the preferences page. On SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import catalogs
 import httpx
 import pytest
 from mailserver import SMTPServer
 from sqlalchemy.engine import Engine
 from webserver import find_subscriber, link_in, path_of
+
+from subscribe.config import SHIPPED_LANGUAGES
+from subscribe.mail.environment import SHIPPED_TEMPLATES, make_environment
 
 pytestmark = pytest.mark.anyio
 
@@ -123,3 +127,64 @@ async def test_errors_speak_the_visitors_language(client: httpx.AsyncClient) -> 
         "/subscribe", json={"email": "nope"}, headers={"accept-language": "pl"}
     )
     assert refused.status_code == 422 and "valid email address" not in refused.json()["message"]
+
+
+def _page_context(variant: int) -> dict[str, object]:
+    """Every variable any page names, with the branches of ``variant`` taken (0 or 1)."""
+    on = bool(variant)
+    return {
+        "site_name": "Test Blog",
+        "site_url": "https://blog.example",
+        "base_url": "https://news.example",
+        "dev_mailbox": on,
+        "languages": [("en", "English"), ("pl", "Polski")],
+        "email": "reader@example.org",
+        "name": "Zoë",
+        "error": "Bad" if on else "",
+        "choices": {
+            "cadence": on,
+            "cadences": [("post", "Every post, as it comes out")],
+            "chosen_cadence": "post",
+            "categories": ["Python"] if on else [],
+            "chosen_categories": [],
+        },
+        "saved": on,
+        "address_change_sent": on,
+        "pending_email": "new@example.org" if on else "",
+        "moved": on,
+        "subscribed": on,
+        "first_time": on,
+        "state": "sent" if on else "confirmed",
+        "token": "t",
+        "max_age": "7 dni",
+        "preferences_token": "p",
+        "title": "Title",
+        "message": "Message",
+        "offer_signup": on,
+        "snippet": "<form></form>",
+        "messages": [{"name": "a.eml", "subject": "", "to": "r@example.org", "date": "d"}] * 2
+        if on
+        else [],
+        "summary": {"subject": ""},
+        "links": ["https://news.example/x"] if on else [],
+        "html": "<p>x</p>" if on else "",
+        "text": "x" if on else "",
+        "message_headers": [("Subject", "x")],
+    }
+
+
+@pytest.mark.parametrize("variant", [0, 1])
+@pytest.mark.parametrize("language", SHIPPED_LANGUAGES)
+def test_every_page_renders_in_every_language(language: str, variant: int) -> None:
+    """Each page of templates/web, every branch, in each language: a translation that
+    breaks a template (a placeholder it does not pass) fails here."""
+    env = make_environment(None, language)
+    pages = sorted(p.stem for p in (SHIPPED_TEMPLATES / "web").glob("[!_]*.html"))
+    assert len(pages) >= 15
+    for page in pages:
+        html = env.get_template(f"web/{page}.html").render(_page_context(variant))
+        if page != "embed":  # a fragment for the blog's own page
+            assert f'<html lang="{language}" dir="ltr">' in html, page
+        if language != "en":
+            left = catalogs.english_left(language, html)
+            assert left == [], f"{page}: English left"

@@ -25,12 +25,13 @@ from subscribe.readers.tokens import tokens_for
 from subscribe.sending import runs, transactional
 from subscribe.sending.sender import smtp_sender_factory
 
+# (address, name, language: as the sign-up form would have chosen it; "" the site's)
 READERS = [
-    ("ada@example.org", "Ada Lovelace"),
-    ("grace@example.com", "Grace Hopper"),
-    ("Linus@Example.NET", ""),
+    ("ada@example.org", "Ada Lovelace", ""),
+    ("grace@example.com", "Grace Hopper", "de"),
+    ("Linus@Example.NET", "", ""),
 ]
-UNCONFIRMED = ("pending.reader@example.org", "Pat Pending")
+UNCONFIRMED = ("pending.reader@example.org", "Pat Pending", "")
 SAMPLE_POST = PostSpec(
     key="https://blog.example/posts/hello-subscribers",
     title="Hello, subscribers!",
@@ -64,7 +65,7 @@ def run_demo(say: Callable[[str], None]) -> Path:
         engine = store.open_store(settings.database_url)
         tokens = tokens_for(settings)
         sender_factory = smtp_sender_factory(settings)
-        for email, name in [*READERS, UNCONFIRMED]:
+        for email, name, language in [*READERS, UNCONFIRMED]:
             with store.write_session(engine) as session:
                 outcome = subscribers.request_subscription(
                     session,
@@ -73,6 +74,7 @@ def run_demo(say: Callable[[str], None]) -> Path:
                     name=name,
                     consent=subscribers.Consent(source="demo"),
                     now=datetime.now(UTC),
+                    language=language,
                 )
                 address = outcome.subscriber.email
             asyncio.run(
@@ -80,8 +82,9 @@ def run_demo(say: Callable[[str], None]) -> Path:
                     engine, settings, sender_factory=sender_factory, tokens=tokens
                 )
             )
-            say(f"subscribed {address}: confirmation email sent")
-            if (email, name) == UNCONFIRMED:
+            in_language = f" (in {language})" if language else ""
+            say(f"subscribed {address}: confirmation email sent{in_language}")
+            if (email, name, language) == UNCONFIRMED:
                 continue
             # Follow the link in the email that just arrived, as the reader would. The
             # previous reader's welcome email went out in the same pass, in either order.

@@ -247,6 +247,9 @@ def preview(
     out: Annotated[Path, typer.Option(help="Where to write preview.eml and preview.html.")] = Path(
         "."
     ),
+    language: Annotated[
+        str, typer.Option(help="The readers' language to preview (de, pt-BR...).")
+    ] = "",
 ) -> None:
     """Render the new-post email for a post and write it as .eml and .html files.
 
@@ -258,16 +261,22 @@ def preview(
     \b
       subscribe preview --post posts/hello.md --out /tmp
       subscribe preview --feed https://blog.example/feed.xml --out /tmp
+      subscribe preview --post posts/hello.md --language de
     """
-    from subscribe.errors import SubscribeError
+    from subscribe.errors import InvalidChoice, SubscribeError
     from subscribe.mail.envelopes import post_builder
+    from subscribe.readers.languages import on_offer
 
     settings = _mail_settings()
+    chosen = on_offer(language, settings.languages) if language else settings.language
+    if chosen is None:
+        offered = ", ".join(settings.languages)
+        raise InvalidChoice(f"unknown language {language!r}: choose one of {offered}")
     specs, source_feed = _sources(settings, title, url, summary, post, feed, category or [])
     spec = _feed_preview(settings, source_feed) if source_feed is not None else specs[0]
     _warn_unreachable(spec)
     recipient = _sample_recipient(settings, spec)
-    builder = post_builder(settings, spec)
+    builder = post_builder(settings, spec, chosen)
     try:
         out.mkdir(parents=True, exist_ok=True)
         (out / "preview.eml").write_bytes(builder.build(recipient))
