@@ -112,8 +112,10 @@ def test_the_render_process_renders_what_the_inline_renderer_renders(tmp_path: P
     tokens = tokens_for(settings)
     post = PostContent(7, "https://blog.example/p", "Title", "https://blog.example/p", "", "", None)
     items = [
-        (n, 7, 100 + n, f"reader{n}@example.org", f"reader{n}@example.org", name)
-        for n, name in enumerate(["", "Ann", "Zoë <Q>", ".dot"])
+        (n, 7, 100 + n, f"reader{n}@example.org", f"reader{n}@example.org", name, language)
+        for n, (name, language) in enumerate(
+            [("", ""), ("Ann", "de"), ("Zoë <Q>", "pl"), (".dot", "pt-BR")]
+        )
     ]
     process = ProcessRenderer(settings, tokens)
     inline = InlineRenderer(settings, tokens)

@@ -15,7 +15,7 @@ from dnsserver import DNSTestServer, dns_server
 from mailserver import SMTPServer
 
 from subscribe.mail import dkim_keys
-from subscribe.mail.envelopes import PostContent
+from subscribe.mail.envelopes import PostContent, RenderItem
 from subscribe.mail.render import smtp_unstuff
 from subscribe.readers.tokens import tokens_for
 from subscribe.sending import render_process
@@ -41,9 +41,17 @@ def dns(key: Path) -> Iterator[DNSTestServer]:
         yield server
 
 
-def items(count: int, start: int = 0) -> list[tuple[int, int, int, str, str, str]]:
+def items(count: int, start: int = 0) -> list[RenderItem]:
     return [
-        (i, POST.id, i, f"r{i}@example.org", f"r{i}@example.org", f"Reader {i}" if i % 2 else "")
+        (
+            i,
+            POST.id,
+            i,
+            f"r{i}@example.org",
+            f"r{i}@example.org",
+            f"Reader {i}" if i % 2 else "",
+            "",
+        )
         for i in range(start, start + count)
     ]
 

@@ -68,8 +68,11 @@ async def test_the_form_page_is_in_the_asked_language_and_sends_it_back(
     assert '<input type="hidden" name="language" value="de">' in page.text
     browser = await client.get("/", headers={"accept-language": "pl;q=0.9, fr;q=1"})
     assert '<html lang="fr"' in browser.text
+    assert 'name="language"' not in browser.text  # each visitor's browser decides
     embed = await client.get("/embed.txt", params={"lang": "es"})
-    assert 'name="language" value="es"' in embed.text
+    assert 'name="language" value="es"' in embed.text and "Suscr" in embed.text
+    generic = await client.get("/embed.txt", headers={"accept-language": "de"})
+    assert 'name="language"' not in generic.text
 
 
 async def test_every_later_page_and_email_follows_the_stored_language(
@@ -138,6 +141,7 @@ def _page_context(variant: int) -> dict[str, object]:
         "base_url": "https://news.example",
         "dev_mailbox": on,
         "languages": [("en", "English"), ("pl", "Polski")],
+        "language_field": "pl" if on else "",
         "email": "reader@example.org",
         "name": "Zoë",
         "error": "Bad" if on else "",

@@ -161,6 +161,7 @@ def _invalid(
         email=fields.get("email", ""),
         name=fields.get("name", ""),
         choices=_form_choices(context, lists),
+        language_field=language if fields.get("language") else "",
     )
 
 
@@ -174,26 +175,43 @@ def cors_headers(context: WebContext, request: Request) -> dict[str, str]:
 
 
 @router.get("/")
-def subscribe_page(context: Ctx) -> Response:
+def subscribe_page(request: Request, context: Ctx) -> Response:
     return context.pages.render(
-        "subscribe", error="", email="", name="", choices=_form_choices(context)
+        "subscribe",
+        error="",
+        email="",
+        name="",
+        choices=_form_choices(context),
+        language_field=_asked_language(context, request),
     )
 
 
-def _embed(context: WebContext) -> str:
-    return context.pages.html("embed", choices=_form_choices(context))
+def _asked_language(context: WebContext, request: Request) -> str:
+    """The language a form page was asked for with ``?lang=``, which its form sends back
+    (a multilingual blog's form per language); "" otherwise, so that each visitor's own
+    browser decides when they sign up."""
+    asked = request.query_params.get("lang", "")
+    return (languages.on_offer(asked, context.settings.languages) or "") if asked else ""
+
+
+def _embed(context: WebContext, request: Request) -> str:
+    return context.pages.html(
+        "embed",
+        choices=_form_choices(context),
+        language_field=_asked_language(context, request),
+    )
 
 
 @router.get("/embed")
-def embed_page(context: Ctx) -> Response:
+def embed_page(request: Request, context: Ctx) -> Response:
     """The code a blog pastes into its sidebar, shown as text to copy (and previewed)."""
-    return context.pages.render("embed_page", snippet=_embed(context))
+    return context.pages.render("embed_page", snippet=_embed(context, request))
 
 
 @router.get("/embed.txt")
-def embed_snippet(context: Ctx) -> Response:
+def embed_snippet(request: Request, context: Ctx) -> Response:
     """The same code, raw, for scripts."""
-    return PlainTextResponse(_embed(context))
+    return PlainTextResponse(_embed(context, request))
 
 
 @router.options("/subscribe")
