@@ -214,6 +214,19 @@ def test_the_wheel_ships_templates_and_migrations(tmp_path: Path) -> None:
     )
     assert preview.returncode == 0, preview.stderr
     assert "https://b.example/" in (tmp_path / "preview.html").read_text()
+    # The catalogs travel in the wheel too, and are compiled there on first use.
+    polish = subprocess.run(
+        [str(venv / "bin/subscribe"), "preview", "--title", "Hi", "--url", "https://b.example/"]
+        + ["--language", "pl"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
+    )
+    assert polish.returncode == 0, polish.stderr
+    html = (tmp_path / "preview.html").read_text()
+    assert '<html lang="pl"' in html and "Przeczytaj" in html
 
 
 _PRINT_TEMPLATES = (
