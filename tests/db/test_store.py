@@ -204,29 +204,31 @@ def test_the_wheel_ships_templates_and_migrations(tmp_path: Path) -> None:
         timeout=60,
     ).stdout.strip()
     assert Path(where).is_relative_to(venv), where
-    preview = subprocess.run(
-        [str(venv / "bin/subscribe"), "preview", "--title", "Hi", "--url", "https://b.example/"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=60,
-    )
-    assert preview.returncode == 0, preview.stderr
-    assert "https://b.example/" in (tmp_path / "preview.html").read_text()
+
+    def preview(*options: str) -> str:
+        result = subprocess.run(
+            [
+                str(venv / "bin/subscribe"),
+                "preview",
+                "--title",
+                "Hi",
+                "--url",
+                "https://b.example/",
+                *options,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return (tmp_path / "preview.html").read_text()
+
+    assert "https://b.example/" in preview()
     # The catalogs travel in the wheel too, and are compiled there on first use.
-    polish = subprocess.run(
-        [str(venv / "bin/subscribe"), "preview", "--title", "Hi", "--url", "https://b.example/"]
-        + ["--language", "pl"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=60,
-    )
-    assert polish.returncode == 0, polish.stderr
-    html = (tmp_path / "preview.html").read_text()
-    assert '<html lang="pl"' in html and "Przeczytaj" in html
+    polish = preview("--language", "pl")
+    assert '<html lang="pl"' in polish and "Przeczytaj" in polish
 
 
 _PRINT_TEMPLATES = (
