@@ -13,7 +13,7 @@ from markupsafe import escape
 
 from .wire import END_OF_DATA, dot_stuff
 
-FIELDS = ("name", "email", "unsubscribe_url", "preferences_url")
+FIELDS = ("name", "email", "unsubscribe_url", "preferences_url", "confirm_url")
 
 
 def crlf(text: str) -> bytes:
@@ -39,6 +39,7 @@ class Recipient:
     unsubscribe_url: str
     message_id: str
     preferences_url: str = ""
+    confirm_url: str = ""  # a confirmation's own link: spliced like the others
 
 
 class Layout:

@@ -132,6 +132,7 @@ class MessageBuilder:
             "subscriber": {"name": recipient.name, "email": recipient.email},
             "unsubscribe_url": recipient.unsubscribe_url,
             "preferences_url": recipient.preferences_url,
+            "confirm_url": recipient.confirm_url,
         }
         html = css_inline.inline(self._html_t.render(context))
         return RenderedParts(
@@ -149,6 +150,7 @@ class MessageBuilder:
             unsubscribe_url=markers["unsubscribe_url"],
             message_id="",
             preferences_url=markers["preferences_url"],
+            confirm_url=markers["confirm_url"],
         )
         parts = self.render(sample)
         if any(marker in parts.subject for marker in markers.values()):
@@ -161,6 +163,7 @@ class MessageBuilder:
             unsubscribe_url="https://example.org/unsubscribe/probe-token?x=1&y=2",
             message_id="",
             preferences_url="https://example.org/preferences/probe-token?x=1&y=2",
+            confirm_url="https://example.org/confirm/probe-token?x=1&y=2",
         )
         expected = self.render(probe)
         values = field_values(probe)

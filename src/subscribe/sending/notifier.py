@@ -250,11 +250,13 @@ class Notifier:
         for gone in {c.delivery_id for c in claimed} - {c.delivery_id for c in kept}:
             self._report.count(DeliveryStatus.SKIPPED, digest=True)
             del self._held[gone]
-        for item in kept:
+        for index, item in enumerate(kept):
             if self._stopping:
                 return False
             envelope, mid = await self._messages.envelope(item)
             await queue.put(_Job(item, envelope, mid))
+            if index % 8 == 7:  # in `serve`, requests wait for the loop: let them in
+                await asyncio.sleep(0)
         return not self._stopping
 
     async def _add_posts(self, renderer: Renderer, post_ids: set[int]) -> None:
