@@ -15,6 +15,7 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException, Response
 
 from subscribe.devmail import message_parts, read_message
+from subscribe.errors import N_
 
 from .context import Ctx
 
@@ -44,9 +45,9 @@ def _folder(context: Ctx) -> Path:
 def _message_path(folder: Path, name: str) -> Path:
     path = folder / name
     if not _NAME.fullmatch(name) or path.resolve().parent != folder.resolve():
-        raise HTTPException(404, "No such message.")
+        raise HTTPException(404, N_("No such message."))
     if not path.is_file():
-        raise HTTPException(404, "No such message.")
+        raise HTTPException(404, N_("No such message."))
     return path
 
 
