@@ -30,7 +30,9 @@ def serve_forever(settings: Settings, *, host: str, port: int, dev: bool) -> Non
         )
         print(f"dev mailbox: smtp://{mailbox.host}:{mailbox.port}, messages at /dev/mailbox")
     try:
-        app = create_app(settings, dev_mailbox=mailbox.folder if mailbox else None)
+        app = create_app(
+            settings, dev_mailbox=mailbox.folder if mailbox else None, freeze_heap=True
+        )
         uvicorn.run(app, host=host, port=port, proxy_headers=False, log_level="info")
     finally:
         if mailbox is not None:
