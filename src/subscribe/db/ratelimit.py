@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from .models import RateEvent
-from .store import driver_time_converter, placeholders
+from .store import driver_time_converter, pipelined, placeholders
 
 rate_event_table: sa.Table = RateEvent.__table__  # type: ignore[attr-defined]
 
@@ -104,6 +105,31 @@ def record_hit(
     convert = driver_time_converter(connection)
     parameters = {"bucket": bucket, "at": convert(at), "cutoff": convert(cutoff), "limit": limit}
     return connection.exec_driver_sql(_statements(dialect)[0], parameters).rowcount == 1
+
+
+def record_hits(
+    connection: Connection, buckets: Sequence[str], *, at: datetime, cutoff: datetime, limit: int
+) -> list[bool]:
+    """``record_hit`` for each bucket in turn (a bucket may come back), in the caller's
+    transaction. On PostgreSQL in two round trips for the lot: the buckets' advisory
+    locks, in a stable order (two batches never wait on each other in a cycle), then the
+    hits pipelined, each seeing the ones before it."""
+    if connection.dialect.name == "sqlite":
+        return [
+            record_hit(connection, bucket, at=at, cutoff=cutoff, limit=limit) for bucket in buckets
+        ]
+    if not buckets:
+        return []
+    keys = sorted({advisory_key(bucket) for bucket in buckets})
+    connection.exec_driver_sql(
+        "SELECT pg_advisory_xact_lock(k) FROM unnest(%(keys)s::bigint[]) AS k ORDER BY k",
+        {"keys": keys},
+    )
+    convert = driver_time_converter(connection)
+    moment, since = convert(at), convert(cutoff)
+    rows = [{"bucket": b, "at": moment, "cutoff": since, "limit": limit} for b in buckets]
+    found = pipelined(connection, _statements("postgresql")[0] + " RETURNING 1", rows)
+    return [row is not None for row in found]
 
 
 def prune(connection: Connection, prefix: str, *, cutoff: datetime) -> None:

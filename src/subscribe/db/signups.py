@@ -9,12 +9,14 @@ for. A batch holds the lock once for many sign-ups.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy.engine import Connection
 
 from .models import MessageKind, SubscriberStatus
-from .store import driver_sql, driver_time_converter, is_sqlite
+from .store import driver_sql, driver_time_converter, is_sqlite, pipelined
 
 # The watermark at the latest post, as ``preferences.start_cadence`` sets it: a first
 # digest lists only what comes after the sign-up.
@@ -44,6 +46,19 @@ _CONFIRMATION = (
 )
 
 
+class NewReader(NamedTuple):
+    """A web sign-up's reader row, cut to the columns' sizes."""
+
+    email: str
+    email_key: str
+    name: str
+    source: str
+    ip: str
+    user_agent: str
+    cadence: str
+    language: str
+
+
 class SignupStatements:
     """The batch's statements in the connection's driver style, and its times converted
     once for the batch."""
@@ -58,47 +73,37 @@ class SignupStatements:
         self._category = driver_sql(connection, _CATEGORY)
         self._postgres = not is_sqlite(connection)
 
-    def new_reader(
-        self,
-        *,
-        email: str,
-        email_key: str,
-        name: str,
-        source: str,
-        ip: str,
-        user_agent: str,
-        cadence: str,
-        language: str,
-    ) -> int | None:
-        """A new pending reader with their confirmation email queued; None when the address
-        is already known (the caller takes the slow path for it)."""
-        row = self.connection.exec_driver_sql(
-            self._reader,
+    def new_readers(self, readers: Sequence[NewReader]) -> list[int | None]:
+        """New pending readers with their confirmation emails queued, in order; None for
+        an address already known (the caller takes the slow path for it). PostgreSQL: one
+        pipelined round trip for the lot (each statement also queues the confirmation)."""
+        rows = [
             {
+                **reader._asdict(),
                 "kind": MessageKind.CONFIRM.value,
-                "email": email,
-                "email_key": email_key,
-                "name": name,
                 "status": SubscriberStatus.PENDING.value,
                 "at": self.at,
-                "source": source,
-                "ip": ip,
-                "user_agent": user_agent,
                 "day": self.day,
-                "cadence": cadence,
-                "language": language,
-            },
-        ).first()
-        if row is None:
-            return None
-        subscriber_id = int(row[0])
-        if self._postgres:  # queued by the same statement
-            return subscriber_id
-        self.connection.exec_driver_sql(
-            self._confirmation,
-            {"kind": MessageKind.CONFIRM.value, "subscriber_id": subscriber_id, "at": self.at},
-        )
-        return subscriber_id
+            }
+            for reader in readers
+        ]
+        if self._postgres:
+            if not rows:
+                return []
+            found = pipelined(self.connection, self._reader, rows)
+            return [None if row is None else int(row[0]) for row in found]  # type: ignore[call-overload]
+        ids: list[int | None] = []
+        for parameters in rows:
+            row = self.connection.exec_driver_sql(self._reader, parameters).first()
+            if row is None:
+                ids.append(None)
+                continue
+            ids.append(int(row[0]))
+            self.connection.exec_driver_sql(
+                self._confirmation,
+                {"kind": MessageKind.CONFIRM.value, "subscriber_id": int(row[0]), "at": self.at},
+            )
+        return ids
 
     def add_categories(self, chosen: list[tuple[int, str]]) -> None:
         """The categories new readers of the batch chose, (reader, category) pairs."""

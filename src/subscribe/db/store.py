@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -151,6 +151,25 @@ def driver_sql(connection: Connection, template: str) -> str:
 
     For the few statements on hot paths that run through the driver directly."""
     return placeholders(connection.dialect.name, template)
+
+
+def pipelined(
+    connection: Connection, statement: str, rows: Sequence[Mapping[str, object]]
+) -> list[tuple[object, ...] | None]:
+    """PostgreSQL: one statement for each row of parameters, sent together (psycopg's
+    pipelined executemany: one round trip, not one a row), each row's first result row
+    (or None) back in order. The statement is in the driver's style (``driver_sql``)."""
+    cursor = connection.connection.cursor()
+    try:
+        cursor.executemany(statement, rows, returning=True)
+        found = []
+        while True:
+            found.append(cursor.fetchone())
+            if not cursor.nextset():
+                break
+        return found
+    finally:
+        cursor.close()
 
 
 def driver_time(connection: Connection, value: datetime) -> object:

@@ -24,7 +24,7 @@ from subscribe.config import Settings
 from subscribe.db import ratelimit, store
 from subscribe.db.models import Cadence
 from subscribe.db.ratelimit import Limit
-from subscribe.db.signups import SignupStatements
+from subscribe.db.signups import NewReader, SignupStatements
 
 from .addresses import Address
 from .subscribers import Consent, clean_name, request_subscription
@@ -51,6 +51,20 @@ class SignupResult:
     confirmation_due: bool = False  # a confirmation email is on the ledger
 
 
+def _new_reader(request: SignupRequest) -> NewReader:
+    consent = request.consent
+    return NewReader(
+        email=request.address.display,
+        email_key=request.address.key,
+        name=clean_name(request.name),
+        source=consent.source[:200],
+        ip=consent.ip[:64],
+        user_agent=consent.user_agent[:400],
+        cadence=(request.choices or (Cadence.POST, ()))[0].value,
+        language=request.language,
+    )
+
+
 def sign_up_batch(
     engine: Engine,
     settings: Settings,
@@ -68,32 +82,24 @@ def sign_up_batch(
     connection = engine.connect().execution_options(immediate=True)
     with connection, connection.begin():
         statements = SignupStatements(connection, now=at)
+        hits = [True] * len(requests)
         if limit.count > 0:
             ratelimit.prune(connection, f"{limit.name}:", cutoff=cutoff)
-        for index, request in enumerate(requests):
-            bucket = f"{limit.name}:{request.rate_key}"[:200]
-            limited = limit.count > 0 and not ratelimit.record_hit(
-                connection, bucket, at=at, cutoff=cutoff, limit=limit.count
+            buckets = [f"{limit.name}:{request.rate_key}"[:200] for request in requests]
+            hits = ratelimit.record_hits(
+                connection, buckets, at=at, cutoff=cutoff, limit=limit.count
             )
-            if limited:
+        allowed = [index for index, hit in enumerate(hits) if hit]
+        added = statements.new_readers([_new_reader(requests[index]) for index in allowed])
+        for index, hit in enumerate(hits):
+            if not hit:
                 results[index] = SignupResult(limited=True)
-                continue
-            consent = request.consent
-            cadence, categories = request.choices or (Cadence.POST, ())
-            added = statements.new_reader(
-                email=request.address.display,
-                email_key=request.address.key,
-                name=clean_name(request.name),
-                source=consent.source[:200],
-                ip=consent.ip[:64],
-                user_agent=consent.user_agent[:400],
-                cadence=cadence.value,
-                language=request.language,
-            )
-            if added is None:
+        for index, subscriber_id in zip(allowed, added, strict=True):
+            if subscriber_id is None:
                 known.append(index)
             else:
-                chosen += ((added, category) for category in categories)
+                categories = (requests[index].choices or (Cadence.POST, ()))[1]
+                chosen += ((subscriber_id, category) for category in categories)
                 results[index] = SignupResult(confirmation_due=True)
         statements.add_categories(chosen)  # one executemany for the batch
     for index in known:
