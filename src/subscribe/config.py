@@ -31,13 +31,14 @@ ENV_PREFIX = "SUBSCRIBE_"
 # a site adds one with templates_dir/locales/TAG.po. BCP 47 tags, as lang= and
 # Content-Language write them.
 SHIPPED_LANGUAGES = ("en", "de", "fr", "es", "pt-BR", "pl")
+MAX_LANGUAGE_TAG = 35  # subscriber.language's size (RFC 5646 suggests buffers of 35)
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")
 
 
 def language_tag(value: str) -> str | None:
     """``pt_br`` -> ``pt-BR``, ``DE`` -> ``de``; None for what is no language tag."""
     value = value.strip()
-    if not _LANGUAGE_TAG.fullmatch(value):
+    if len(value) > MAX_LANGUAGE_TAG or not _LANGUAGE_TAG.fullmatch(value):
         return None
     first, *rest = re.split("[-_]", value)
     parts = [first.lower()]

@@ -16,6 +16,7 @@ from conftest import make_settings
 from subscribe.config import SHIPPED_LANGUAGES, Settings
 from subscribe.content import PostSpec
 from subscribe.errors import ConfigError
+from subscribe.mail import transactional
 from subscribe.mail.dates import format_date
 from subscribe.mail.digests import digest_context
 from subscribe.mail.envelopes import PostContent, post_builder
@@ -133,6 +134,32 @@ def test_post_emails_keep_the_compiled_fast_path(settings: Settings, language: s
     assert builder._variant(True) is not None and builder._variant(False) is not None
 
 
+@pytest.mark.parametrize("language", SHIPPED_LANGUAGES)
+@pytest.mark.parametrize("kind", ["confirmation", "welcome"])
+def test_confirmations_and_welcomes_are_spliced_too(
+    settings: Settings, kind: str, language: str
+) -> None:
+    """Compiled once per language and kept across passes: a sign-up burst in `serve`
+    makes each email from the layout, not by a full render."""
+    _email(settings, kind, language)
+    template = "email/confirm" if kind == "confirmation" else "email/welcome"
+    [builder] = [
+        b
+        for (_, name, lang, _), (s, b) in transactional._BUILDERS.items()
+        if name == template and lang == language and s is settings
+    ]
+    assert builder._variant(True) is not None and builder._variant(False) is not None
+    _email(settings, kind, language)  # another pass, another Transactional: the same builder
+    assert (
+        sum(
+            1
+            for (_, name, lang, _), (s, _b) in transactional._BUILDERS.items()
+            if name == template and lang == language and s is settings
+        )
+        == 1
+    )
+
+
 # -- values in the reader's language ----------------------------------------------------
 
 
@@ -194,6 +221,25 @@ def test_a_site_replaces_one_message_and_one_template_per_language(
     assert "Bestätige" in html or "bestätigen" in html  # the rest: the shipped catalog
     french = parse(_email(settings, "confirmation", "fr"))
     assert french["Subject"] != "Bitte bestätigen"  # only German was overridden
+
+
+def test_a_regional_site_catalog_falls_back_to_the_shipped_language(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """``locales/de_CH.po`` (any spelling of the tag) adds Swiss German: what it leaves
+    out comes from the shipped German, not from English."""
+    (tmp_path / "locales").mkdir()
+    (tmp_path / "locales" / "de_CH.po").write_text(
+        'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=utf-8\\n"\n\n'
+        'msgid "Yes, subscribe me"\nmsgstr "Ja, gärn!"\n',
+        encoding="utf-8",
+    )
+    settings = make_settings(sqlite_url, templates_dir=tmp_path, language="de-CH")
+    assert "de-CH" in settings.languages
+    html = parse(_email(settings, "confirmation", "")).get_body(("html",)).get_content()
+    assert "Ja, gärn!" in html and 'lang="de-CH"' in html
+    german = translations(None, "de").gettext("Confirm your subscription")
+    assert german in html
 
 
 def test_a_site_adds_a_language_with_its_own_catalog(tmp_path: Path, sqlite_url: str) -> None:

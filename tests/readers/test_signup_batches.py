@@ -3,13 +3,21 @@ already known, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import os
+import secrets
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from conftest import make_settings
+from pgserver import PostgresServer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from subscribe.config import Settings
+from subscribe.db import store
 from subscribe.db.models import Delivery, Subscriber
 from subscribe.db.ratelimit import Limit
 from subscribe.readers.addresses import normalize
@@ -101,3 +109,29 @@ def test_the_queue_answers_every_request_and_reports_a_failed_batch(
     finally:
         signups.close()
     assert sum(calls) == 21 and len(confirmations(engine)) == 20
+
+
+def test_a_failing_statement_in_a_pipelined_batch_stores_none_of_it(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    """PostgreSQL sends a batch's readers in one pipeline: a statement that fails in the
+    middle (a value too long for its column) is a SQLAlchemy error, and the whole batch
+    rolls back: nobody of it is stored or queued."""
+    url = postgres.create_database(f"pipeline_{os.getpid()}_{secrets.token_hex(4)}")
+    settings = make_settings(url)
+    engine = store.open_store(url)
+    try:
+        batch = [request(f"p{n}@example.org", f"192.0.2.{n}") for n in range(5)]
+        batch[3] = replace(batch[3], language="x" * 40)  # subscriber.language holds 35
+        with pytest.raises(sa.exc.DBAPIError):
+            sign_up_batch(engine, settings, batch, limit=LIMIT, now=clock)
+        assert confirmations(engine) == {}
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT count(*) FROM rateevent").scalar() == 0
+        # The connection went back to the pool usable: the next batch goes through.
+        batch[3] = replace(batch[3], language="pl")
+        results = sign_up_batch(engine, settings, batch, limit=LIMIT, now=clock)
+        assert all(result.confirmation_due for result in results)
+        assert len(confirmations(engine)) == 5
+    finally:
+        engine.dispose()

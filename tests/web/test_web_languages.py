@@ -4,6 +4,8 @@ later email and page; changed on the preferences page. On SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import html
+
 import catalogs
 import httpx
 import pytest
@@ -13,6 +15,7 @@ from webserver import find_subscriber, link_in, path_of
 
 from subscribe.config import SHIPPED_LANGUAGES
 from subscribe.mail.environment import SHIPPED_TEMPLATES, make_environment
+from subscribe.mail.translations import translations
 
 pytestmark = pytest.mark.anyio
 
@@ -30,7 +33,7 @@ def _language_of(engine: Engine, email: str) -> str:
         ({}, {"lang": "fr"}, {"accept-language": "de"}, "fr", "Confirme"),
         ({}, {}, {"accept-language": "es-MX,es;q=0.9,en;q=0.5"}, "es", "Confirma"),
         ({}, {}, {"accept-language": "pt-PT"}, "pt-BR", "Confirme"),
-        ({}, {}, {"accept-language": "ja"}, "en", "Confirm your subscription"),
+        ({}, {}, {"accept-language": "ja"}, "", "Confirm your subscription"),
         ({"language": "xx"}, {}, {"accept-language": "de-AT"}, "de", "Bestätig"),
     ],
     ids=["field", "query", "accept-language", "nearest", "site-default", "unknown-field"],
@@ -49,14 +52,15 @@ async def test_sign_up_stores_the_language_and_the_confirmation_speaks_it(
     page = await client.post(
         "/subscribe", data={"email": email, **data}, params=params, headers=headers
     )
+    shown = expected or "en"  # asked for none on offer: stored as "", the site's
     assert page.status_code == 200
-    assert f'<html lang="{expected}"' in page.text
-    assert page.headers["content-language"] == expected
+    assert f'<html lang="{shown}"' in page.text
+    assert page.headers["content-language"] == shown
     assert "Accept-Language" in page.headers["vary"]
     assert _language_of(engine, email) == expected
     [confirmation] = smtp_server.messages
     message = confirmation.message()
-    assert message["Content-Language"] == expected
+    assert message["Content-Language"] == shown
     assert words in str(message["Subject"]) + message.get_body(("html",)).get_content()
 
 
@@ -73,6 +77,8 @@ async def test_the_form_page_is_in_the_asked_language_and_sends_it_back(
     assert 'name="language" value="es"' in embed.text and "Suscr" in embed.text
     generic = await client.get("/embed.txt", headers={"accept-language": "de"})
     assert 'name="language"' not in generic.text
+    # Pasted for every visitor: in the site's language, not the admin's browser's.
+    assert "E-Mail" not in generic.text and "Email address" in generic.text
 
 
 async def test_every_later_page_and_email_follows_the_stored_language(
@@ -106,19 +112,37 @@ async def test_every_later_page_and_email_follows_the_stored_language(
         path_of(preferences_url), data={"name": "", "cadence": "post", "language": "<x>"}
     )
     assert crafted.status_code == 200 and _language_of(engine, email) == "de"  # ignored
+    refused = await client.post(
+        path_of(preferences_url), data={"cadence": "hourly"}, headers=english
+    )
+    assert refused.status_code == 400 and '<html lang="de"' in refused.text
+    assert _in("de", "Please choose again: one of your choices is not on offer.") in refused.text
     gone = await client.post(path_of(unsubscribe_url))
     assert '<html lang="de"' in gone.text
+
+
+def _in(language: str, message: str) -> str:
+    """A message of ours as the page shows it in ``language`` (HTML-escaped)."""
+    translated = translations(None, language).gettext(message)
+    assert translated != message
+    return html.escape(translated, quote=False)
 
 
 async def test_errors_speak_the_visitors_language(client: httpx.AsyncClient) -> None:
     german = {"accept-language": "de"}
     invalid = await client.post("/subscribe", data={"email": "not-an-address"}, headers=german)
     assert invalid.status_code == 422 and '<html lang="de"' in invalid.text
-    assert "That is not a valid email address" not in invalid.text
+    assert _in("de", "That is not a valid email address.") in invalid.text
+    # The form's own language wins over the browser's, for its errors too.
+    polish_form = await client.post(
+        "/subscribe", data={"email": "nope", "language": "pl"}, headers=german
+    )
+    assert _in("pl", "That is not a valid email address.") in polish_form.text
     bad_link = await client.get("/confirm/tampered", headers=german)
-    assert bad_link.status_code == 400 and "This link" not in bad_link.text
+    assert bad_link.status_code == 400
+    assert _in("de", "This confirmation link is not valid.") in bad_link.text
     missing = await client.get("/nowhere", headers={"accept-language": "fr"})
-    assert missing.status_code == 404 and "Page not found" not in missing.text
+    assert missing.status_code == 404 and _in("fr", "Page not found") in missing.text
     json = await client.post(
         "/subscribe",
         json={"email": "json.reader@example.org", "language": "es"},

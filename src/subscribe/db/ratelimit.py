@@ -119,7 +119,7 @@ def record_hits(
             record_hit(connection, bucket, at=at, cutoff=cutoff, limit=limit) for bucket in buckets
         ]
     if not buckets:
-        return []
+        return []  # no lock statement to send either
     keys = sorted({advisory_key(bucket) for bucket in buckets})
     connection.exec_driver_sql(
         "SELECT pg_advisory_xact_lock(k) FROM unnest(%(keys)s::bigint[]) AS k ORDER BY k",

@@ -88,8 +88,6 @@ class SignupStatements:
             for reader in readers
         ]
         if self._postgres:
-            if not rows:
-                return []
             found = pipelined(self.connection, self._reader, rows)
             return [None if row is None else int(row[0]) for row in found]  # type: ignore[call-overload]
         ids: list[int | None] = []

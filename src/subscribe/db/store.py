@@ -159,6 +159,9 @@ def pipelined(
     """PostgreSQL: one statement for each row of parameters, sent together (psycopg's
     pipelined executemany: one round trip, not one a row), each row's first result row
     (or None) back in order. The statement is in the driver's style (``driver_sql``)."""
+    if not rows:
+        return []
+    dbapi_error = connection.dialect.loaded_dbapi.Error
     cursor = connection.connection.cursor()
     try:
         cursor.executemany(statement, rows, returning=True)
@@ -168,6 +171,15 @@ def pipelined(
             if not cursor.nextset():
                 break
         return found
+    except dbapi_error as exc:
+        # As SQLAlchemy would raise it: callers (and the pool, for a lost connection)
+        # see sqlalchemy.exc errors whichever way a statement went.
+        gone = connection.dialect.is_disconnect(exc, connection.connection, cursor)
+        if gone:
+            connection.invalidate(exc)
+        raise sa.exc.DBAPIError.instance(
+            statement, None, exc, dbapi_error, connection_invalidated=gone
+        ) from exc
     finally:
         cursor.close()
 

@@ -1,4 +1,4 @@
-"""Single emails: confirmation and welcome messages, rendered in full (no per-post layout)."""
+"""Single emails: confirmations, welcomes and address changes, in each reader's language."""
 
 from __future__ import annotations
 
@@ -69,6 +69,13 @@ class Message:
     message_id: str = ""
 
 
+# Compiled builders, kept for the process: `serve` makes a pass (and a Transactional) per
+# sign-up or so, and a compile costs a few full renders. Keyed by the settings object
+# (held in the value, so its id is not reused) and what every reader's email shows.
+BUILDERS_KEPT = 64
+_BUILDERS: dict[tuple[Hashable, ...], tuple[Settings, MessageBuilder]] = {}
+
+
 class Transactional:
     """Builds confirmation, welcome and address-change emails, each in its reader's
     language. Confirmations and welcomes are compiled once per language (and, for a
@@ -76,12 +83,9 @@ class Transactional:
     link being one of the spliced fields: a burst of sign-ups costs tens of microseconds
     an email, not a full render each."""
 
-    BUILDERS_KEPT = 64
-
     def __init__(self, settings: Settings, tokens: Tokens) -> None:
         self._settings = settings
         self._tokens = tokens
-        self._builders: dict[tuple[Hashable, ...], MessageBuilder] = {}
 
     def _builder(
         self,
@@ -101,13 +105,13 @@ class Transactional:
 
         if not splice:
             return make()
-        key = (template, language, *sorted((k, repr(v)) for k, v in shared.items()))
-        builder = self._builders.get(key)
-        if builder is None:
-            if len(self._builders) >= self.BUILDERS_KEPT:
-                self._builders.clear()
-            builder = self._builders[key] = make()
-        return builder
+        key = (id(self._settings), template, language, repr(sorted(shared.items())))
+        found = _BUILDERS.get(key)
+        if found is None or found[0] is not self._settings:
+            if len(_BUILDERS) >= BUILDERS_KEPT:
+                _BUILDERS.clear()
+            found = _BUILDERS[key] = (self._settings, make())
+        return found[1]
 
     def _build(
         self,

@@ -21,13 +21,22 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
+from subscribe.config import language_tag
+
 from .environment import SHIPPED_TEMPLATES
 
 SOURCE_LANGUAGE = "en"  # the language of the msgids: the templates' own words
 
 
 def catalog_path(root: Path, language: str) -> Path:
-    return root / "locales" / f"{language}.po"
+    """``locales/TAG.po``: the file whose name is the tag in any spelling (``pt_BR.po``
+    for ``pt-BR``), else the canonical name."""
+    folder = root / "locales"
+    if folder.is_dir():
+        for path in folder.glob("*.po"):
+            if language_tag(path.stem) == language:
+                return path
+    return folder / f"{language}.po"
 
 
 @functools.cache
@@ -55,15 +64,14 @@ def _compiled(path: Path, language: str) -> Translations | None:
 
 @functools.cache
 def translations(templates_dir: Path | None, language: str) -> gettext.NullTranslations:
-    """The site's catalog, then the shipped one, then the templates' English."""
-    chain = [
-        catalog
-        for catalog in (
-            _compiled(catalog_path(templates_dir, language), language) if templates_dir else None,
-            _compiled(catalog_path(SHIPPED_TEMPLATES, language), language),
-        )
-        if catalog is not None
-    ]
+    """The site's catalog, then the shipped one, then (for a regional tag such as
+    ``de-CH``) the same two for its language, then the templates' English."""
+    tags = [language]
+    if "-" in language:
+        tags.append(language.partition("-")[0])
+    roots = [templates_dir, SHIPPED_TEMPLATES] if templates_dir else [SHIPPED_TEMPLATES]
+    found = (_compiled(catalog_path(root, tag), language) for tag in tags for root in roots)
+    chain = [catalog for catalog in found if catalog is not None]
     if not chain:
         return gettext.NullTranslations()
     for catalog, fallback in itertools.pairwise(chain):

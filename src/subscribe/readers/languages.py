@@ -53,14 +53,19 @@ def accepted(header: str, offered: Sequence[str]) -> str | None:
     return None
 
 
-def choose(settings: Settings, *, field: str = "", query: str = "", accept: str = "") -> str:
-    """The language of a visitor: field, then ``?lang=``, then Accept-Language, then the
-    site's default."""
+def asked(settings: Settings, *, field: str = "", query: str = "", accept: str = "") -> str:
+    """The language a visitor asked for: field, then ``?lang=``, then Accept-Language;
+    "" when none names one on offer (a reader stored with "" follows the site's)."""
     offered = settings.languages
     for candidate in (field, query):
         if candidate and (found := on_offer(candidate, offered)) is not None:
             return found
-    return (accepted(accept, offered) if accept else None) or settings.language
+    return (accepted(accept, offered) if accept else None) or ""
+
+
+def choose(settings: Settings, *, field: str = "", query: str = "", accept: str = "") -> str:
+    """The language of a visitor's pages: what they asked for, else the site's."""
+    return asked(settings, field=field, query=query, accept=accept) or settings.language
 
 
 def of_reader(settings: Settings, stored: str) -> str:

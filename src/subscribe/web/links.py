@@ -25,17 +25,17 @@ router = APIRouter()
 
 
 def _duration(seconds: int, language: str) -> str:
-    """``7 days``, ``7 Tage``, ``7 dni``: whole units, rounded down, as Babel spells them."""
+    """``7 days``, ``7 Tage``, ``7 dni``: whole units, rounded down (36 hours: 1 day), as
+    Babel spells them."""
     from babel.dates import format_timedelta
 
-    unit = next(
-        (u for u, size in (("day", 86400), ("hour", 3600), ("minute", 60)) if seconds >= size),
-        "second",
-    )
+    sizes = (("day", 86400), ("hour", 3600), ("minute", 60))
+    unit, size = next(((u, n) for u, n in sizes if seconds >= n), ("second", 1))
+    whole = timedelta(seconds=seconds // size * size)
     return format_timedelta(
-        timedelta(seconds=seconds),
-        threshold=1e9,
+        whole,
         granularity=unit,
+        threshold=1e9,
         format="long",
         locale=locale(language),
         add_direction=False,

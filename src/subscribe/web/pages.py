@@ -23,7 +23,8 @@ from subscribe.mail.environment import make_environment
 from subscribe.mail.translations import locale, translations
 from subscribe.readers import languages
 
-# The request's language, for pages no reader's language decides (set per request).
+# The language the request asked for ("" for none on offer), for pages no reader's
+# language decides: set per request, and by a route once it knows better.
 REQUEST_LANGUAGE: ContextVar[str] = ContextVar("request_language", default="")
 
 
@@ -95,7 +96,7 @@ class RequestLanguage:
         accept = next(
             (v.decode("latin-1") for k, v in scope["headers"] if k == b"accept-language"), ""
         )
-        chosen = languages.choose(
+        chosen = languages.asked(
             self._settings, query=(query.get("lang") or [""])[-1], accept=accept
         )
 

@@ -20,6 +20,7 @@ from subscribe.readers.tokens import TokenSubject
 
 from .context import Ctx, WebContext, now
 from .forms import last_values, read_field_lists
+from .pages import REQUEST_LANGUAGE
 
 router = APIRouter()
 
@@ -116,6 +117,8 @@ async def save_preferences(
     token: str, request: Request, background: BackgroundTasks, context: Ctx
 ) -> Response:
     subject = context.tokens.read_preferences(token)
+    # A choice refused or an address not valid is told in the reader's language too.
+    REQUEST_LANGUAGE.set(await run_in_threadpool(context.language_of, subject))
     fields = await read_field_lists(request)
     response = await run_in_threadpool(_save, context, subject, fields)
     background.add_task(context.outbox.flush)  # an address confirmation, if one was queued

@@ -29,6 +29,7 @@ from .clientip import limit_key
 from .context import TOO_MANY_REQUESTS, Ctx, WebContext
 from .forms import last_values, read_field_lists, wants_json
 from .handlers import domain_error_response, http_error_response
+from .pages import REQUEST_LANGUAGE
 from .preferences import CADENCE_LABELS, choices_context
 
 logger = logging.getLogger(__name__)
@@ -117,11 +118,11 @@ async def _sign_up(
 
 
 def _language(context: WebContext, fields: dict[str, str]) -> str:
-    """The sign-up's language: the form's ``language`` field when it names one on offer
-    (our form sends the language it was shown in), else the request's."""
+    """The language a sign-up asked for: the form's ``language`` field when it names one
+    on offer (a form asked for with ``?lang=`` sends it), else the request's; "" for
+    none (stored so: the reader follows the site's default)."""
     field = fields.get("language", "")
-    chosen = languages.on_offer(field, context.settings.languages) if field else None
-    return context.pages.language(chosen or "")
+    return languages.asked(context.settings, field=field) or REQUEST_LANGUAGE.get()
 
 
 CHECK_INBOX = N_(
@@ -195,10 +196,14 @@ def _asked_language(context: WebContext, request: Request) -> str:
 
 
 def _embed(context: WebContext, request: Request) -> str:
+    """The snippet in the language asked for, else the site's: it is pasted into the
+    blog for every visitor, whatever the language of the admin's own browser."""
+    asked = _asked_language(context, request)
     return context.pages.html(
         "embed",
+        language=asked or context.settings.language,
         choices=_form_choices(context),
-        language_field=_asked_language(context, request),
+        language_field=asked,
     )
 
 
@@ -232,6 +237,8 @@ async def subscribe(request: Request, background: BackgroundTasks, context: Ctx)
     lists: dict[str, list[str]] = {}
     try:
         lists = await read_field_lists(request)
+        # The answer, errors included, is in the language the form asked for.
+        REQUEST_LANGUAGE.set(_language(context, last_values(lists)))
         shown, outcome = await _sign_up(context, request, lists)
         if outcome is not None and outcome.confirmation_due:
             background.add_task(context.outbox.flush)
