@@ -208,7 +208,9 @@ def test_a_site_replaces_one_message_and_one_template_per_language(
     locales.mkdir()
     (locales / "de.po").write_text(
         'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=utf-8\\n"\n\n'
-        'msgid "Yes, subscribe me"\nmsgstr "Ja, ich will!"\n',
+        'msgid "Yes, subscribe me"\nmsgstr "Ja, ich will!"\n\n'
+        # A typo in a placeholder: dropped (shipped German instead), never a KeyError.
+        'msgid "Hi %(name)s,"\nmsgstr "Servus %(nmae)s,"\n',
         encoding="utf-8",
     )
     (tmp_path / "email" / "de").mkdir(parents=True)
@@ -218,6 +220,7 @@ def test_a_site_replaces_one_message_and_one_template_per_language(
     assert german["Subject"] == "Bitte bestätigen"
     html = german.get_body(("html",)).get_content()
     assert "Ja, ich will!" in html
+    assert "Servus" not in html and "Hallo Zoë," in html
     assert "Bestätige" in html or "bestätigen" in html  # the rest: the shipped catalog
     french = parse(_email(settings, "confirmation", "fr"))
     assert french["Subject"] != "Bitte bestätigen"  # only German was overridden

@@ -1,10 +1,11 @@
 """The statements of a batch of web sign-ups, through the driver: for each sign-up (after
-its ``ratelimit.record_hit``), a new pending reader with their confirmation slot taken and
-their confirmation email on the ledger, all in one transaction for the whole batch.
+its hit in ``ratelimit.record_hits``), a new pending reader with their confirmation slot
+taken and their confirmation email on the ledger, all in one transaction for the batch.
 
 Through the driver because a sign-up's cost is mostly its statements: each one released
 and re-took the GIL under SQLite's write lock, which sixteen request threads then queued
-for. A batch holds the lock once for many sign-ups.
+for. A batch holds the lock once for many sign-ups; on PostgreSQL its statements go
+pipelined, one round trip for the batch's readers rather than one each.
 """
 
 from __future__ import annotations

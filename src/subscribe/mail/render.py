@@ -1,4 +1,5 @@
-"""Render emails: one Jinja2 environment, templates compiled once per post, bytes per recipient.
+"""Render emails: one Jinja2 environment per language, templates compiled once per post and
+language, bytes per recipient.
 
 Every message is ``multipart/alternative`` (text + HTML, quoted-printable, CSS inlined).
 Building an ``EmailMessage`` per recipient costs ~3 ms, so a post is rendered once with

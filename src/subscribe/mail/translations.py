@@ -14,6 +14,8 @@ import functools
 import gettext
 import io
 import itertools
+import logging
+import re
 from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
@@ -25,6 +27,7 @@ from subscribe.config import language_tag
 
 from .environment import SHIPPED_TEMPLATES
 
+logger = logging.getLogger(__name__)
 SOURCE_LANGUAGE = "en"  # the language of the msgids: the templates' own words
 
 
@@ -51,11 +54,23 @@ def locale(language: str) -> Locale:
     return Locale.parse(SOURCE_LANGUAGE)
 
 
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
 def _compiled(path: Path, language: str) -> Translations | None:
     if not path.is_file():
         return None
     with path.open("rb") as po:
         catalog = read_po(po, locale=locale(language), charset="utf-8")
+    for message in list(catalog):
+        # A translation naming a placeholder its message does not pass would fail every
+        # email of that language (a KeyError mid-run): the message stays in English.
+        ids = message.id if isinstance(message.id, (list, tuple)) else [message.id]
+        forms = message.string if isinstance(message.string, (list, tuple)) else [message.string]
+        wanted = set(_PLACEHOLDER.findall(" ".join(ids)))
+        if message.id and any(set(_PLACEHOLDER.findall(f or "")) - wanted for f in forms):
+            logger.warning("%s: %r names a placeholder its message lacks; ignored", path, ids[0])
+            catalog.delete(message.id, message.context)
     buffer = io.BytesIO()
     write_mo(buffer, catalog, use_fuzzy=False)
     buffer.seek(0)

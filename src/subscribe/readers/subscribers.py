@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from subscribe.config import Settings, language_tag
+from subscribe.config import Settings
 from subscribe.content import one_line
 from subscribe.db import deliveries, store
 from subscribe.db.models import (
@@ -38,7 +38,7 @@ from subscribe.errors import (
     TokenInvalid,
 )
 
-from . import preferences
+from . import languages, preferences
 from .addresses import Address, normalize
 from .tokens import TokenSubject, key_digest
 
@@ -285,10 +285,11 @@ def add(
 ) -> SignupOutcome:
     """The admin adds one address: confirmed at once, or pending with a confirmation email
     (in ``language``, one on offer; "" for the site's)."""
-    if language and language_tag(language) not in settings.languages:
+    chosen = languages.on_offer(language, settings.languages) if language else ""
+    if chosen is None:
         offered = ", ".join(settings.languages)
         raise InvalidChoice(f"unknown language {language!r}: choose one of {offered}")
-    language = language_tag(language) or ""
+    language = chosen
     address = normalize(email)
     existing = store.subscriber_by_key(session, email_key=address.key)
     if existing is not None and existing.status in (

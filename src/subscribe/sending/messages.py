@@ -1,10 +1,11 @@
 """What the sending loop reads to make messages: post contents for the renderer, and the
 envelopes of the rows it makes itself (confirmations, welcomes, address changes, digests).
 
-They are made in the sending process: a confirm link differs per reader so there is no
-layout to splice, a welcome lists the latest posts and a digest a reader's posts of the
-period, which only a process with the database can read (never the render process).
-Digests are spliced from one compiled layout per distinct list (``mail.digests``).
+They are made in the sending process: a welcome lists the latest posts and a digest a
+reader's posts of the period, which only a process with the database can read (never the
+render process). Each is spliced from a compiled layout like a post: confirmations and
+welcomes one per language (``mail.transactional``), digests one per distinct list and
+language (``mail.digests``).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from sqlmodel import Session
 from subscribe.bounces.hooks import Receiver
 from subscribe.config import Settings
 from subscribe.db import store
+from subscribe.db.models import Subscriber
 from subscribe.db.ratelimit import RateLimiter
 from subscribe.errors import N_, RateLimited
 from subscribe.readers import languages
@@ -62,6 +63,10 @@ class WebContext:
 
     def write_session(self) -> AbstractContextManager[Session]:
         return store.write_session(self.engine)
+
+    def reader_language(self, reader: Subscriber) -> str:
+        """The language of the pages behind a reader's links: their own, else the site's."""
+        return languages.of_reader(self.settings, reader.language)
 
     def language_of(self, subject: TokenSubject) -> str:
         """The language of the reader a signed link names (their pages are in it)."""

@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from subscribe.db.models import SubscriberStatus
 from subscribe.errors import N_, TokenExpired, TokenInvalid
 from subscribe.mail.translations import locale
-from subscribe.readers import languages, subscribers
+from subscribe.readers import subscribers
 from subscribe.readers.subscribers import Consent, SignupOutcome
 from subscribe.readers.tokens import TokenSubject
 
@@ -91,7 +91,7 @@ async def resend_confirmation(
         state = "recent"  # the cooldown: a link went out a few minutes ago
     return context.pages.render(
         "resent",
-        language=languages.of_reader(context.settings, outcome.subscriber.language),
+        language=context.reader_language(outcome.subscriber),
         state=state,
     )
 
@@ -117,7 +117,7 @@ def confirm(token: str, background: BackgroundTasks, context: Ctx) -> Response:
         background.add_task(context.outbox.flush)  # the welcome, queued with the confirmation
     return context.pages.render(
         "confirmed",
-        language=languages.of_reader(context.settings, subscriber.language),
+        language=context.reader_language(subscriber),
         first_time=first_time,
         subscribed=subscriber.status == SubscriberStatus.CONFIRMED,
     )
@@ -148,5 +148,5 @@ def unsubscribe(token: str, context: Ctx) -> Response:
     with context.write_session() as session:
         subscriber = subscribers.unsubscribe_by_token(session, subject=subject, now=now())
     # Only the token's holder sees this page, so showing the address leaks nothing.
-    language = languages.of_reader(context.settings, subscriber.language)
+    language = context.reader_language(subscriber)
     return context.pages.render("unsubscribed", language=language, email=subscriber.email)

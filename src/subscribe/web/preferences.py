@@ -15,7 +15,7 @@ from sqlmodel import Session
 from subscribe.config import Settings
 from subscribe.db.models import Cadence, Subscriber
 from subscribe.errors import N_
-from subscribe.readers import languages, preferences
+from subscribe.readers import preferences
 from subscribe.readers.tokens import TokenSubject
 
 from .context import Ctx, WebContext, now
@@ -52,11 +52,6 @@ def choices_context(
     }
 
 
-def reader_language(context: WebContext, reader: Subscriber) -> str:
-    """The language of a page behind one of a reader's links: the reader's own."""
-    return languages.of_reader(context.settings, reader.language)
-
-
 def _page(context: WebContext, session: Session, reader: Subscriber, **extra: Any) -> Response:
     assert reader.id is not None
     choices = choices_context(
@@ -67,7 +62,7 @@ def _page(context: WebContext, session: Session, reader: Subscriber, **extra: An
     )
     return context.pages.render(
         "preferences",
-        language=reader_language(context, reader),
+        language=context.reader_language(reader),
         name=reader.name,
         email=reader.email,
         pending_email=reader.pending_email,
@@ -141,7 +136,7 @@ def confirm_address(token: str, context: Ctx) -> Response:
         reader = preferences.confirm_address(session, reader, digest=subject.digest)
         return context.pages.render(
             "address_confirm",
-            language=reader_language(context, reader),
+            language=context.reader_language(reader),
             moved=True,
             email=reader.email,
         )
