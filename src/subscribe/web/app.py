@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from subscribe.bounces.hooks import Fetch, receivers_for
 from subscribe.config import Settings
 from subscribe.db import store
+from subscribe.db.checkpoints import Checkpointer
 from subscribe.db.ratelimit import Limit, RateLimiter
 from subscribe.readers.signups import SignupQueue, sign_up_batch
 from subscribe.readers.tokens import tokens_for
@@ -43,11 +44,12 @@ def create_app(
     dev_mailbox: Path | None = None,
     sender_factory: SenderFactory | None = None,
     sns_fetch: Fetch | None = None,
-    freeze_heap: bool = False,
+    long_running: bool = False,
 ) -> FastAPI:
     """``sns_fetch`` GETs SNS certificates and SubscribeURLs (httpx unless given: tests
-    serve them from a local server, the URL checks unchanged). ``freeze_heap`` (`serve`):
-    once started, everything loaded so far leaves the garbage collector's view."""
+    serve them from a local server, the URL checks unchanged). ``long_running``
+    (`serve`): once started, everything loaded so far leaves the garbage collector's view,
+    and SQLite's checkpoints move to a thread of their own (``db.checkpoints``)."""
     # Everything that can refuse a bad setting runs before the database is opened, so a
     # misconfigured start fails with one line and leaves no engine behind.
     tokens = tokens_for(settings)
@@ -80,7 +82,10 @@ def create_app(
         # The in-process sender: what this process queues is flushed after each response;
         # this loop sends the rest (other processes', and what waited for the relay).
         sender = asyncio.create_task(context.outbox.run_forever())
-        if freeze_heap:
+        checkpointer = Checkpointer(engine) if long_running and store.is_sqlite(engine) else None
+        if checkpointer is not None:
+            checkpointer.start()
+        if long_running:
             # ~180,000 objects are alive once FastAPI, SQLAlchemy and the templates are
             # loaded, and a full collection walks them all: ~40-100 ms with every request
             # waiting, the slowest sign-ups of a burst. None of them is garbage to find.
@@ -91,6 +96,8 @@ def create_app(
         finally:
             sender.cancel()
             await asyncio.gather(sender, return_exceptions=True)
+            if checkpointer is not None:
+                await asyncio.to_thread(checkpointer.stop)
             await asyncio.to_thread(context.signups.close)
             engine.dispose()
 

@@ -31,7 +31,7 @@ def serve_forever(settings: Settings, *, host: str, port: int, dev: bool) -> Non
         print(f"dev mailbox: smtp://{mailbox.host}:{mailbox.port}, messages at /dev/mailbox")
     try:
         app = create_app(
-            settings, dev_mailbox=mailbox.folder if mailbox else None, freeze_heap=True
+            settings, dev_mailbox=mailbox.folder if mailbox else None, long_running=True
         )
         uvicorn.run(app, host=host, port=port, proxy_headers=False, log_level="info")
     finally:
