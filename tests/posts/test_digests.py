@@ -270,3 +270,28 @@ def test_digest_cli_dry_run_changes_nothing_and_a_run_reports(
     assert "digest daily:" in status.output and "sent 1" in status.output
     with Session(engine) as session:
         assert session.get(Subscriber, 1) is not None
+
+
+def test_a_digest_lists_only_what_came_out_after_its_reader_joined(
+    engine: Engine, settings: Settings, smtp_server: SMTPServer
+) -> None:
+    """Readers of one batch share their list, except one who joined between the posts
+    (an import with no watermark, say): theirs leaves out what came out before."""
+    start = MONDAY_9 - timedelta(days=1)
+    for address in ("early@example.org", "late@example.org", "also@example.org"):
+        _reader(engine, settings, address, cadence=Cadence.DAILY, at=start)
+    _post(engine, "one", at=start + timedelta(hours=1))
+    _post(engine, "two", at=start + timedelta(hours=3))
+    with Session(engine) as session:
+        late = subscribers.find(session, email="late@example.org")
+        late.digest_after = 0
+        late.confirmed_at = start + timedelta(hours=2)
+        session.add(late)
+        session.commit()
+    assert _digest(engine, settings, MONDAY_9) == 3
+    titles = {rcpt: _titles(message) for rcpt, message in _received(smtp_server)}
+    assert titles == {
+        "early@example.org": ["Post two", "Post one"],
+        "late@example.org": ["Post two"],
+        "also@example.org": ["Post two", "Post one"],
+    }

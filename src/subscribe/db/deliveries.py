@@ -26,7 +26,11 @@ from .models import (
     subscriber_category_table,
     subscriber_table,
 )
+from .ratelimit import advisory_key
 from .store import insert_ignoring_duplicates
+
+# Held by every transaction that sets watermarks against the posts (see ``hold_watermarks``).
+_WATERMARK_LOCK = advisory_key("subscribe:watermarks")
 
 
 class _Greatest(sa.sql.functions.GenericFunction[int]):
@@ -58,6 +62,24 @@ def digest_watermark(subscriber_id: Any = None) -> sa.ColumnElement[int]:
         .scalar_subquery()
     )
     return _Greatest(s.digest_after, sa.func.coalesce(latest, 0))
+
+
+def hold_watermarks(connection: Connection) -> None:
+    """Until the caller's transaction ends, order it with every other that announces a
+    post, queues digests or changes a reader's cadence: each of them reads what the
+    others write (the latest post id, the reader's cadence and watermark, the latest
+    digest), and under READ COMMITTED it would not see one still in flight. Unordered,
+    a switch from 'post' to a digest beside an announcement got the post alone and in the
+    next digest, a switch back got it in neither, and a post id lower than one already
+    committed (ids are not handed out in commit order) fell below a digest's watermark.
+
+    PostgreSQL: a transaction-scoped advisory lock, taken before the first of those
+    reads. SQLite: nothing to do, its single writer orders them already (use cases take
+    the write lock up front; a deferred one fails to write rather than race)."""
+    if connection.dialect.name != "sqlite":
+        connection.exec_driver_sql(
+            "SELECT pg_advisory_xact_lock(%(key)s)", {"key": _WATERMARK_LOCK}
+        )
 
 
 def enqueue_message(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from subscribe.config import Settings
@@ -21,6 +22,19 @@ from .render import MessageBuilder, make_environment, message_id
 from .transactional import site_context
 
 BUILDERS_KEPT = 256
+
+
+@dataclass(frozen=True, slots=True)
+class DigestList:
+    """A list of posts as the digests of a batch share it: made once per distinct list,
+    its sorted ids the key of its compiled layout (not worked out again per message)."""
+
+    ids: tuple[int, ...]
+    posts: tuple[PostContent, ...]
+
+    @classmethod
+    def of(cls, posts: Sequence[PostContent]) -> DigestList:
+        return cls(tuple(sorted(post.id for post in posts)), tuple(posts))
 
 
 def period_cadence(period: str) -> str:
@@ -59,15 +73,20 @@ class DigestFactory:
     def __init__(self, settings: Settings, envelopes: EnvelopeFactory) -> None:
         self._settings = settings
         self._envelopes = envelopes
+        self._domain = settings.mail_domain  # a property that parses From: once, not per message
         self._builders: OrderedDict[tuple[str, str, tuple[int, ...]], MessageBuilder] = (
             OrderedDict()
         )
+        self._last: tuple[str, str, DigestList, MessageBuilder] | None = None
 
-    def _builder(self, period: str, posts: Sequence[PostContent], language: str) -> MessageBuilder:
-        key = (period, language, tuple(sorted(post.id for post in posts)))
+    def _builder(self, period: str, posts: DigestList, language: str) -> MessageBuilder:
+        last = self._last
+        if last is not None and last[2] is posts and last[0] == period and last[1] == language:
+            return last[3]  # most readers in a row share their list
+        key = (period, language, posts.ids)
         builder = self._builders.get(key)
         if builder is None:
-            context = digest_context(self._settings, period, posts, language)
+            context = digest_context(self._settings, period, posts.posts, language)
             env = make_environment(self._settings.templates_dir, language)
             builder = MessageBuilder(self._settings, env, "email/digest", context)
             self._builders[key] = builder
@@ -75,6 +94,7 @@ class DigestFactory:
                 self._builders.popitem(last=False)
         else:
             self._builders.move_to_end(key)
+        self._last = (period, language, posts, builder)
         return builder
 
     def render(
@@ -86,13 +106,12 @@ class DigestFactory:
         email_key: str,
         name: str,
         period: str,
-        posts: Sequence[PostContent],
+        posts: DigestList,
         language: str = "",
     ) -> tuple[str, str, bytes, str]:
         """(return path, recipient, wire form, Message-ID): the Message-ID is keyed by the
         period, so the digest of a period has one, however often it is sent."""
-        domain = self._settings.mail_domain
-        mid = message_id(domain, post_key=f"digest:{period}", subscriber_id=subscriber_id)
+        mid = message_id(self._domain, post_key=f"digest:{period}", subscriber_id=subscriber_id)
         recipient = self._envelopes.recipient(subscriber_id, email, email_key, name, mid)
         language = self._envelopes.language(language)
         wire = self._builder(period, posts, language).build_wire(recipient)

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from subscribe.content import PostSpec
+from subscribe.db import deliveries
 from subscribe.db.models import Post, PostCategory
 from subscribe.db.store import post_by_key
 from subscribe.sending import ledger
@@ -24,8 +25,10 @@ def register_post(session: Session, spec: PostSpec, *, now: datetime) -> Announc
     """Store the post and enqueue one delivery per confirmed subscriber, in one transaction.
 
     Idempotent by the post's key: announcing the same post again enqueues nothing, so a
-    re-run only resumes what is left.
+    re-run only resumes what is left. Ordered with digests and cadence changes from
+    before the post's id is taken until the commit (``deliveries.hold_watermarks``).
     """
+    deliveries.hold_watermarks(session.connection())
     existing = post_by_key(session, key=spec.key)
     if existing is not None:
         return Announcement(existing, 0, False)

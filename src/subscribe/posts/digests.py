@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from subscribe.config import Settings
 from subscribe.db import store
-from subscribe.db.deliveries import digest_readers, enqueue_digests
+from subscribe.db.deliveries import digest_readers, enqueue_digests, hold_watermarks
 from subscribe.db.models import DIGEST_CADENCES, post_table
 from subscribe.sending.report import RunReport
 
@@ -90,6 +90,7 @@ def queue_digests(engine: Engine, settings: Settings, *, now: datetime) -> list[
     batches = []
     with store.write_session(engine) as session:
         connection = session.connection()
+        hold_watermarks(connection)  # no post, no cadence change in flight meanwhile
         through = _latest_post_id(connection)
         for cadence, period in periods(settings, now).items():
             queued = enqueue_digests(

@@ -10,6 +10,8 @@ one by one are queued when announced; a digest lists the posts after the waterma
 - to ``post`` from a digest: the posts after the watermark, which no digest listed yet,
   are queued one by one now, and the watermark moves past them;
 - between daily and weekly: nothing moves; the next digest lists what is waiting.
+
+A change waits for an announcement or a digest run in flight (``hold_watermarks``).
 """
 
 from __future__ import annotations
@@ -163,6 +165,7 @@ def change_cadence(
     if old == cadence:
         return 0
     assert subscriber.id is not None
+    deliveries.hold_watermarks(session.connection())  # no announcement in flight: it waits
     queued = 0
     latest = latest_post_id(session)
     if old.value in DIGEST_CADENCES and cadence == Cadence.POST:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -29,7 +29,7 @@ from subscribe.db.models import (
     subscriber_category_table,
     subscriber_table,
 )
-from subscribe.mail.digests import DigestFactory
+from subscribe.mail.digests import DigestFactory, DigestList
 from subscribe.mail.envelopes import EnvelopeFactory, PostContent
 from subscribe.mail.transactional import Addressee, Transactional
 from subscribe.readers.tokens import Tokens
@@ -51,7 +51,7 @@ class MessageMaker:
         # Digest inputs: posts by id (with when they were announced), kept for the pass;
         # each batch's readers' lists, by delivery id.
         self._posts: dict[int, tuple[PostContent, datetime]] = {}
-        self._lists: dict[int, list[PostContent]] = {}
+        self._lists: dict[int, DigestList] = {}
         self._loaded: tuple[int, int] | None = None  # the range of post ids in _posts
 
     async def prepare(self, claimed: Sequence[Claimed]) -> list[Claimed]:
@@ -67,8 +67,6 @@ class MessageMaker:
         """The envelope and Message-ID of a claimed delivery made here. The Message-ID is
         keyed by the delivery (a digest: by its period), so a re-send after a kill carries
         the same one."""
-        reader = Addressee(item.subscriber_id, item.email, item.email_key, item.name, item.language)
-        key = f"{item.kind}:{item.delivery_id}"
         if item.kind == MessageKind.DIGEST:
             assert item.period is not None
             mail_from, to, wire, mid = self._digests.render(
@@ -82,6 +80,8 @@ class MessageMaker:
                 language=item.language,
             )
             return Envelope.from_wire(mail_from, to, wire), mid
+        reader = Addressee(item.subscriber_id, item.email, item.email_key, item.name, item.language)
+        key = f"{item.kind}:{item.delivery_id}"
         if item.kind == MessageKind.WELCOME:
             if self._latest_posts is None:
                 self._latest_posts = await asyncio.to_thread(self._load_latest_posts)
@@ -107,12 +107,14 @@ class MessageMaker:
 
     def _load_digests(self, digests: Sequence[Claimed]) -> set[int]:
         """Each digest's posts, newest first, as the reader's categories choose them now;
-        the ids of digests with none left, marked skipped."""
+        the ids of digests with none left, marked skipped. Worked out once per distinct
+        list: readers of a period mostly share their range and choice."""
         ids = [item.subscriber_id for item in digests]
         low = min(item.digest_after or 0 for item in digests)
         high = max(item.digest_through or 0 for item in digests)
         with self._engine.connect() as connection:
             self._load_posts(connection, low, high)
+            in_range = [created for pid, (_, created) in self._posts.items() if low < pid <= high]
             sc = subscriber_category_table.c
             s = subscriber_table.c
             chosen: dict[int, set[str]] = {}
@@ -121,34 +123,53 @@ class MessageMaker:
             )
             for subscriber_id, category in rows:
                 chosen.setdefault(subscriber_id, set()).add(category)
-            joined = dict(
-                connection.execute(
-                    sa.select(s.id, sa.func.coalesce(s.confirmed_at, s.created_at)).where(
-                        s.id.in_(ids)
-                    )
-                ).all()
-            )
+            # Who joined after a post they might list (nobody gets what came out before
+            # they joined): few readers, so the rest are not read at all.
+            joined_at = sa.func.coalesce(s.confirmed_at, s.created_at)
+            late = {}
+            if in_range:
+                # A second early: SQLite compares text, and times are not all written
+                # alike ('09:00:00' and '09:00:00.000000'); _list compares exactly.
+                earliest = sa.literal(min(in_range) - timedelta(seconds=1), UTCDateTime)
+                late = dict(
+                    connection.execute(
+                        sa.select(s.id, joined_at).where(s.id.in_(ids), joined_at >= earliest)
+                    ).all()
+                )
+        wanted = {reader: frozenset(names) for reader, names in chosen.items()}
+        lists: dict[tuple[object, ...], DigestList | None] = {}
         empty = set()
         for item in digests:
-            since = _TIME.process_result_value(joined.get(item.subscriber_id), self._engine.dialect)
-            wanted = chosen.get(item.subscriber_id)
-            posts = [
-                content
-                for post_id, (content, created_at) in self._posts.items()
-                if (item.digest_after or 0) < post_id <= (item.digest_through or 0)
-                and (since is None or created_at > since)
-                and (
-                    not wanted
-                    or not content.categories
-                    or not wanted.isdisjoint(content.categories)
-                )
-            ]
-            if posts:
-                self._lists[item.delivery_id] = posts
+            key = (
+                item.digest_after or 0,
+                item.digest_through or 0,
+                wanted.get(item.subscriber_id),
+                late.get(item.subscriber_id),
+            )
+            if key not in lists:
+                lists[key] = self._list(*key)
+            listed = lists[key]
+            if listed is not None:
+                self._lists[item.delivery_id] = listed
             else:
                 empty.add(item.delivery_id)
         ledger.skip(self._engine, sorted(empty))
         return empty
+
+    def _list(
+        self, after: int, through: int, wanted: frozenset[str] | None, joined: object
+    ) -> DigestList | None:
+        """The posts after ``after`` up to ``through`` that ``wanted`` takes (None: every
+        category), announced after ``joined`` (None: before them all); None if none."""
+        since = _TIME.process_result_value(joined, self._engine.dialect)
+        posts = [
+            content
+            for post_id, (content, created_at) in self._posts.items()
+            if after < post_id <= through
+            and (since is None or created_at > since)
+            and (not wanted or not content.categories or not wanted.isdisjoint(content.categories))
+        ]
+        return DigestList.of(posts) if posts else None
 
     def _load_posts(self, connection: sa.Connection, low: int, high: int) -> None:
         if self._loaded is not None and self._loaded[0] <= low and high <= self._loaded[1]:
