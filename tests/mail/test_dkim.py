@@ -201,6 +201,24 @@ def test_spliced_fast_path_signs_what_a_full_render_signs(
     assert_signed(smtp_unstuff(builder.build_wire(READER)), dns)
 
 
+def test_a_field_that_starts_a_line_with_a_dot_is_stuffed_and_signed(
+    builder_settings: Settings, dns: DNSTestServer
+) -> None:
+    """The wire form of a signed message is stuffed field by field: what DATA carries is
+    the message dkimpy verifies, and the same as the message unstuffed."""
+    from subscribe.mail.wire import smtp_unstuff
+
+    builder = post_builder(builder_settings, POST)
+    dotted = Recipient("d@example.org", ".Dot . Reader", "https://x.example/u/t?x=2", "<8@b>")
+    assert builder._variant(True) is not None
+    wire = builder.build_wire(dotted)
+    assert b"\r\n..Dot . Reader" in wire
+    message = smtp_unstuff(wire)
+    assert_signed(message, dns)
+    body = message.split(b"\r\n\r\n", 1)[1]
+    assert body == builder.build(dotted).split(b"\r\n\r\n", 1)[1]
+
+
 @pytest.mark.parametrize(
     "change",
     [
