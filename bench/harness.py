@@ -308,6 +308,14 @@ class Result:
         return None
 
     @property
+    def summary_at(self) -> float | None:
+        """time.monotonic() when the summary line arrived: the end of the sending pass."""
+        for at, text in self.lines:
+            if _SUMMARY.search(text):
+                return self.started + at
+        return None
+
+    @property
     def announced(self) -> tuple[float, int] | None:
         """(seconds after spawn, deliveries queued) of notify's 'announced' line."""
         for at, text in self.lines:

@@ -19,16 +19,24 @@ processes, from the earlier start to the later end). Wall-clock figures come wit
 With ``--dkim``, only ``notify`` runs, with DKIM signing off and on (RSA-2048 and the
 optional ed25519 signature, ``--dkim-ed25519``), alternating off/on/off/on into the same
 sink on fresh copies of the database; the ratio uses the mean of each pair (target 0.5x).
+Each run's CPU is shown per process (sending process, signing or render processes, sink,
+the rest of the machine and idle: ``cpu.py``). ``--baseline DIR`` runs another checkout's
+subscribe (say, main's) in turn with this one's, for a before/after in one run.
 
     uv run python bench/throughput.py [--messages 20000] [--connections 4,16,64] [--smoke]
     uv run python bench/throughput.py --dkim [--messages 20000] [--connections 64]
+        [--baseline ../main]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
+from dataclasses import asdict
+from pathlib import Path
 
+from cpu import CpuSampler
 from harness import (
     BenchError,
     Result,
@@ -105,9 +113,17 @@ def two_processes(
 
 
 def dkim_comparison(
-    ws: Workspace, template, post, sink: Sink, counts: list[int], messages: int, ed25519: bool
+    ws: Workspace,
+    template,
+    post,
+    sink: Sink,
+    counts: list[int],
+    messages: int,
+    ed25519: bool,
+    baseline: Path | None = None,
 ) -> list[dict[str, object]]:
-    """notify with DKIM off and on, alternating, per connection count."""
+    """notify with DKIM off and on, alternating, per connection count; with ``baseline``,
+    the same runs of that checkout's subscribe in turn with this one's."""
     keys = {"dkim_selector": "bench", "dkim_private_key_file": ws.path("dkim-rsa.pem")}
     setup = child_env()
     run_subscribe(
@@ -119,11 +135,18 @@ def dkim_comparison(
         run_subscribe(["dkim", "keygen", "--ed25519", "--out", out], setup, ws.dir).check(
             "dkim keygen --ed25519"
         )
+    # (label, command): this checkout's subscribe, and the baseline checkout's if given.
+    projects: list[tuple[str, list[str] | None]] = [("", None)]
+    if baseline is not None:
+        command = ["uv", "run", "--project", str(baseline), "subscribe"]
+        projects.append((f"{baseline.resolve().name}: ", command))
     runs = []
     for connections in counts:
-        rates: dict[str, list[float]] = {"off": [], "on": []}
+        rates = {(label, mode): [] for label, _ in projects for mode in ("off", "on")}
+        lines: list[str] = []
+        shares: list[dict[str, object]] = []
         for round_ in range(2):
-            for mode in ("off", "on"):
+            for (label, command), mode in itertools.product(projects, ("off", "on")):
                 db = clone_db(template, ws.path(f"dkim-{mode}-{connections}-{round_}.db"))
                 env = child_env(
                     database_url=db_url(db),
@@ -131,28 +154,50 @@ def dkim_comparison(
                     smtp_connections=connections,
                     **(keys if mode == "on" else {}),
                 )
-                log(f"{connections} connections: notify, DKIM {mode} ...")
-                result = notify(post, env, ws.dir)
-                expect_all_sent(result, messages, f"notify (DKIM {mode})")
-                assert result.summary is not None
-                rates[mode].append(result.summary.rate)
-        on = sum(rates["on"]) / 2
-        off = sum(rates["off"]) / 2
+                log(f"{connections} connections: {label}notify, DKIM {mode} ...")
+                argv = ["notify", "--post", str(post), "--yes"]
+                child = Running(argv, env, ws.dir, command=command)
+                with CpuSampler(child.proc.pid, sink.pid) as cpu:
+                    result = child.wait()
+                expect_all_sent(result, messages, f"{label}notify (DKIM {mode})")
+                assert result.summary is not None and result.summary_at is not None
+                rate = result.summary.rate
+                rates[label, mode].append(rate)
+                end = result.summary_at
+                share = cpu.share(end - result.summary.elapsed, end)
+                if share is not None:
+                    lines.append(
+                        f"  {label}DKIM {mode}, run {round_ + 1}: {rate:.0f} msg/s, {share.line()}"
+                    )
+                    shares.append({"project": label, "mode": mode, "rate": rate, **asdict(share)})
         signatures = "rsa-sha256 + ed25519-sha256" if ed25519 else "rsa-sha256"
-        print(
-            figure(
-                f"throughput with DKIM ({signatures}), {connections} connections",
-                "notify DKIM on",
-                on,
-                "notify DKIM off",
-                off,
-                TARGET_DKIM_VS_OFF,
+        for label, _ in projects:
+            on, off = rates[label, "on"], rates[label, "off"]
+            print(
+                figure(
+                    f"{label}throughput with DKIM ({signatures}), {connections} connections",
+                    "notify DKIM on",
+                    sum(on) / len(on),
+                    "notify DKIM off",
+                    sum(off) / len(off),
+                    TARGET_DKIM_VS_OFF,
+                )
             )
+            spread_on = ", ".join(f"{r:.0f}" for r in on)
+            spread_off = ", ".join(f"{r:.0f}" for r in off)
+            print(f"  runs: DKIM off {spread_off} msg/s, DKIM on {spread_on} msg/s")
+        if lines:
+            print("\n".join(lines))
+        sys.stdout.flush()
+        runs.append(
+            {
+                "connections": connections,
+                "dkim_on": rates["", "on"],
+                "dkim_off": rates["", "off"],
+                "baseline": {mode: rates[label, mode] for label, mode in rates if label},
+                "cpu": shares,
+            }
         )
-        spread_on = ", ".join(f"{r:.0f}" for r in rates["on"])
-        spread_off = ", ".join(f"{r:.0f}" for r in rates["off"])
-        print(f"  runs: DKIM off {spread_off} msg/s, DKIM on {spread_on} msg/s", flush=True)
-        runs.append({"connections": connections, "dkim_on": rates["on"], "dkim_off": rates["off"]})
     return runs
 
 
@@ -165,6 +210,12 @@ def main() -> int:
     parser.add_argument("--one-process", action="store_true", help="skip the 2-process runs")
     parser.add_argument("--dkim", action="store_true", help="notify with DKIM off vs on only")
     parser.add_argument("--dkim-ed25519", action="store_true", help="add the ed25519 signature")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="--dkim: also run the subscribe of the checkout in DIR, in turn with this one",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.messages, args.connections, args.smtplib_seconds = 300, "4", 1.0
@@ -195,7 +246,7 @@ def main() -> int:
         results["message_bytes"] = message.size
         if args.dkim:
             results["dkim"] = dkim_comparison(
-                ws, template, post, sink, counts, messages, args.dkim_ed25519
+                ws, template, post, sink, counts, messages, args.dkim_ed25519, args.baseline
             )
             log(f"results: {save_results('throughput-dkim', results)}")
             return 0

@@ -21,7 +21,13 @@ from subscribe.content import PostSpec
 from subscribe.db import store
 from subscribe.db.models import utcnow
 from subscribe.mail import dkim_keys
-from subscribe.mail.dkim import DkimKey, DkimSigner, canonical_body
+from subscribe.mail.dkim import (
+    DkimKey,
+    DkimSigner,
+    canonical_body,
+    canonical_header,
+    signed_header_data,
+)
 from subscribe.mail.envelopes import post_builder
 from subscribe.mail.render import Recipient
 from subscribe.readers import subscribers
@@ -195,6 +201,24 @@ def test_spliced_fast_path_signs_what_a_full_render_signs(
     assert_signed(smtp_unstuff(builder.build_wire(READER)), dns)
 
 
+def test_a_field_that_starts_a_line_with_a_dot_is_stuffed_and_signed(
+    builder_settings: Settings, dns: DNSTestServer
+) -> None:
+    """The wire form of a signed message is stuffed field by field: what DATA carries is
+    the message dkimpy verifies, and the same as the message unstuffed."""
+    from subscribe.mail.wire import smtp_unstuff
+
+    builder = post_builder(builder_settings, POST)
+    dotted = Recipient("d@example.org", ".Dot . Reader", "https://x.example/u/t?x=2", "<8@b>")
+    assert builder._variant(True) is not None
+    wire = builder.build_wire(dotted)
+    assert b"\r\n..Dot . Reader" in wire
+    message = smtp_unstuff(wire)
+    assert_signed(message, dns)
+    body = message.split(b"\r\n\r\n", 1)[1]
+    assert body == builder.build(dotted).split(b"\r\n\r\n", 1)[1]
+
+
 @pytest.mark.parametrize(
     "change",
     [
@@ -249,6 +273,27 @@ def test_canonicalisation_agrees_with_dkimpy(
     message = DkimSigner([key]).sign(headers + b"\r\n" + body)
     assert verified(message, dns) == [True]
     assert dkim.RelaxedCanonicalization.canonicalize_body(body) == canonical_body(body)
+
+
+def test_what_is_signed_is_the_signature_field_canonicalised(keys: dict[str, Path]) -> None:
+    """The field's canonical form is kept per second: each message's is the field as sent,
+    canonicalised, whatever the second (dkimpy checks the same on every signed message)."""
+    signer = DkimSigner(
+        [
+            DkimKey(SELECTOR, "blog.example", dkim_keys.load_private_key(keys["rsa"], "rsa")),
+            DkimKey(
+                ED_SELECTOR, "blog.example", dkim_keys.load_private_key(keys["ed25519"], "ed25519")
+            ),
+        ]
+    )
+    block = b"From: A <a@blog.example>\r\nSubject:  two\t spaces\r\n"
+    for now in (1_800_000_000, 1_800_000_001, 1_800_000_000):
+        unsigned = signer.prepare(block, "Ym9keQ+/==", now=now)
+        for field, data in zip(unsigned.fields, unsigned.data, strict=True):
+            assert f"t={now};".encode() in field and b"bh=Ym9keQ+/==;" in field
+            name, _, value = field.partition(b":")
+            expected = signed_header_data(block) + canonical_header(name, value)
+            assert data == expected.removesuffix(b"\r\n")
 
 
 def test_a_wrong_published_key_fails(

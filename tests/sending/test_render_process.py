@@ -41,7 +41,8 @@ def eager_process(monkeypatch: pytest.MonkeyPatch) -> list[ProcessRenderer]:
 
     def init(self: ProcessRenderer, *args: object, **kwargs: object) -> None:
         original(self, *args, **kwargs)  # type: ignore[arg-type]
-        self._started.result(timeout=60)
+        for started in self._started:
+            started.result(timeout=60)
         made.append(self)
 
     monkeypatch.setattr(render_process, "RENDER_PROCESS_MIN_MESSAGES", 0)
@@ -122,7 +123,7 @@ def test_the_render_process_renders_what_the_inline_renderer_renders(tmp_path: P
     try:
         process.add_post(post)
         inline.add_post(post)
-        assert process._started.result(timeout=60)  # the interpreter is up
+        assert process._started[0].result(timeout=60)  # the interpreter is up
         spawned = asyncio.run(process.render(items))
         expected = asyncio.run(inline.render(items))
     finally:

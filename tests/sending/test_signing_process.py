@@ -1,10 +1,10 @@
-"""DKIM signatures made by a spawned signing process (``SigningRenderer``) verify as those
+"""DKIM signatures made by spawned signing processes (``SigningRenderer``) verify as those
 made inline do, and a signing process that dies leaves the run signing by itself."""
 
 from __future__ import annotations
 
 import asyncio
-import time
+import multiprocessing
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +19,12 @@ from subscribe.mail.envelopes import PostContent, RenderItem
 from subscribe.mail.render import smtp_unstuff
 from subscribe.readers.tokens import tokens_for
 from subscribe.sending import render_process
-from subscribe.sending.render_process import InlineRenderer, SigningRenderer, make_renderer
+from subscribe.sending.render_process import (
+    InlineRenderer,
+    ProcessRenderer,
+    SigningRenderer,
+    make_renderer,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -57,13 +62,14 @@ def items(count: int, start: int = 0) -> list[RenderItem]:
 
 
 def started(renderer: SigningRenderer) -> SigningRenderer:
-    deadline = time.monotonic() + 60
-    while not renderer._conn.poll(0.1):
-        assert time.monotonic() < deadline, "the signing process did not start"
+    for process in renderer._started:
+        assert process.result(timeout=60), "a signing process did not start"
     return renderer
 
 
-async def render_all(renderer: SigningRenderer | InlineRenderer, batches: int) -> list[bytes]:
+async def render_all(
+    renderer: SigningRenderer | ProcessRenderer | InlineRenderer, batches: int
+) -> list[bytes]:
     renderer.add_post(POST)
     wires = []
     for n in range(batches):
@@ -87,9 +93,12 @@ def assert_verified(wires: list[bytes], dns: DNSTestServer) -> None:
         assert dkim.verify(message, dnsfunc=dns.txt)
 
 
-def test_the_signing_process_signs_its_share(renderer: SigningRenderer, dns: DNSTestServer) -> None:
+def test_the_signing_processes_sign_every_message(
+    renderer: SigningRenderer, dns: DNSTestServer
+) -> None:
     wires = asyncio.run(render_all(renderer, 4))
-    assert renderer._ready and not renderer._broken
+    assert not renderer._broken
+    assert renderer.signed_here == 0
     assert len(wires) == 4 * renderer.batch
     assert_verified(wires, dns)
 
@@ -100,12 +109,15 @@ def test_a_killed_signing_process_leaves_the_signing_here(
 
     async def run() -> list[bytes]:
         first = await render_all(renderer, 1)
-        renderer._process.kill()
-        renderer._process.join(10)
+        children = multiprocessing.active_children()
+        assert children
+        children[0].kill()
+        children[0].join(10)
         return first + await render_all(renderer, 2)
 
     wires = asyncio.run(run())
     assert renderer._broken
+    assert renderer.signed_here == 2 * renderer.batch
     assert len(wires) == 3 * renderer.batch
     assert_verified(wires, dns)
 
@@ -126,6 +138,61 @@ def test_a_signing_process_only_for_signed_runs_big_enough(
         assert isinstance(renderer, SigningRenderer)
     finally:
         renderer.close()
+
+
+def test_one_signing_process_per_core(
+    tmp_path: Path, key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With DKIM on, signing processes (or render processes, when asked for) are one per
+    core, up to a limit."""
+    signed = make_settings(
+        f"sqlite:///{tmp_path / 's.db'}", dkim_selector="s1", dkim_private_key_file=str(key)
+    )
+    big = render_process.RENDER_PROCESS_MIN_MESSAGES
+    for cores, processes in ((2, 2), (3, 3), (16, render_process.MAX_SIGNING_PROCESSES)):
+        monkeypatch.setattr(
+            render_process.os,
+            "sched_getaffinity",
+            lambda pid, n=cores: set(range(n)),
+            raising=False,
+        )
+        for mode, kind in (("off", SigningRenderer), ("on", ProcessRenderer)):
+            settings = signed.model_copy(update={"render_process": mode})
+            renderer = make_renderer(settings, tokens_for(settings), big)
+            try:
+                assert isinstance(renderer, kind)
+                assert len(renderer._started) == processes
+            finally:
+                renderer.close()
+
+
+def test_render_processes_with_dkim_on_sign_what_they_render(
+    tmp_path: Path, key: Path, dns: DNSTestServer
+) -> None:
+    settings = make_settings(
+        f"sqlite:///{tmp_path / 's.db'}",
+        dkim_selector="s1",
+        dkim_private_key_file=str(key),
+        render_process="on",
+    )
+    renderer = ProcessRenderer(settings, tokens_for(settings), 2)
+    try:
+        for process in renderer._started:
+            assert process.result(timeout=60)
+
+        async def concurrently() -> list[bytes]:
+            # Batches in flight together, as the notifier has them: both processes get some,
+            # and the post comes with each batch, for whichever process has not seen it.
+            renderer.add_post(POST)
+            batches = [renderer.render(items(renderer.batch, n * 100)) for n in range(6)]
+            return [wire for done in await asyncio.gather(*batches) for _, _, wire, _ in done]
+
+        wires = asyncio.run(concurrently())
+        assert not renderer._broken
+    finally:
+        renderer.close()
+    assert len(wires) == 6 * renderer.batch
+    assert_verified(wires, dns)
 
 
 def test_a_notify_run_signs_through_the_process_and_finishes(
@@ -175,6 +242,6 @@ def test_a_notify_run_signs_through_the_process_and_finishes(
     result = run("notify", "--title", "Many", "--url", "https://blog.example/many", "--yes")
     assert result.exit_code == 0, result.output
     assert f"sent {readers}," in result.stdout
-    assert made and made[0]._ready and not made[0]._broken
+    assert made and not made[0]._broken and made[0].signed_here == 0
     assert len(smtp_server.messages) == readers
     assert_verified([m.data for m in smtp_server.messages], dns)

@@ -41,7 +41,7 @@ from .layout import (
     qp,
     unescaped,
 )
-from .wire import smtp_data, smtp_unstuff
+from .wire import dot_stuff, smtp_data, smtp_unstuff
 
 __all__ = [
     "BuilderFactory",
@@ -262,10 +262,13 @@ class MessageBuilder:
             return smtp_data(message), unsigned
         # Headers never start a line with '.' (names, or folding whitespace): only the
         # body fields need stuffing.
-        wire = compiled.wire.fill(self._values(recipient, field_values(recipient, stuffed=True)))
         if self._signer is None:
-            return wire, None
-        return wire, self._prepare(compiled, self._values(recipient, field_values(recipient)))
+            fields = field_values(recipient, stuffed=True)
+            return compiled.wire.fill(self._values(recipient, fields)), None
+        # Signed: the fields once, stuffed here (most need none: a search for '.').
+        values = self._values(recipient, field_values(recipient))
+        wire = compiled.wire.fill({name: dot_stuff(value) for name, value in values.items()})
+        return wire, self._prepare(compiled, values)
 
     def _signed(self, message: bytes) -> bytes:
         return message if self._signer is None else self._signer.sign(message)

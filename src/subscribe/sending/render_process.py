@@ -1,10 +1,16 @@
-"""Rendering beside the sending loop: inline, or in a second process for big runs.
+"""Rendering beside the sending loop: inline, or in other processes for big runs.
 
 A sending process is CPU-bound on one core (the GIL), and about a third of its time per
 message is making the message (template fill, token, Message-ID). With
 SUBSCRIBE_RENDER_PROCESS=on, a big run moves that work to a render process, so sending and
 rendering each get a core; shipping 10 KB a message between processes costs CPU, so it
 pays only where a core would otherwise idle (not with the relay on the same small box).
+
+With DKIM on, an RSA-2048 signature (~0.8 ms of CPU) is three times all the rest of a
+message, so a signed run goes as fast as the machine's cores sign: there is one signing
+process per core, which get a few hundred bytes a message and return the signatures
+(``SigningRenderer``), or with SUBSCRIBE_RENDER_PROCESS=on one render process per core,
+which sign what they render.
 
 The process is spawned (a fresh interpreter: nothing of the parent's database connections
 or threads is inherited), gets the settings once, holds an ``EnvelopeFactory``, and
@@ -16,17 +22,15 @@ ledger's guarantees.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import multiprocessing
 import os
 import signal
-from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing.connection import Connection
 from typing import Protocol
 
 from subscribe.config import Settings
+from subscribe.mail import signing
 from subscribe.mail.dkim import Unsigned
 from subscribe.mail.dkim_keys import dkim_signer
 from subscribe.mail.envelopes import EnvelopeFactory, PostContent, RenderedItem, RenderItem
@@ -35,9 +39,10 @@ from subscribe.readers.tokens import Tokens, tokens_for
 # Below this many due deliveries a second interpreter's start-up (~1 s of CPU) does not pay.
 RENDER_PROCESS_MIN_MESSAGES = 5000
 # An RSA-2048 signature costs ~0.8 ms of CPU, three times the rest of a message: with DKIM
-# on, a signing process pays from a much smaller run.
+# on, signing processes pay from a much smaller run.
 SIGNING_PROCESS_MIN_MESSAGES = 1000
-REPLY_POLL_SECONDS = 0.001
+# One sending process feeds ~3,000 messages a second to sign: as many cores as that needs.
+MAX_SIGNING_PROCESSES = 4
 
 
 class Renderer(Protocol):
@@ -94,39 +99,44 @@ def _ready() -> bool:
 
 
 class ProcessRenderer:
-    """Renders in a spawned process; posts travel with the first batch that needs them.
+    """Renders in spawned processes (one, or with DKIM on one per core: they sign too);
+    each batch carries the posts it needs, which each process compiles once.
 
-    A new interpreter takes a second or so to start: until it has, batches are rendered
+    A new interpreter takes a second or so to start: until one has, batches are rendered
     inline, so the run starts sending at once."""
 
     batch = 100
     ahead = 4
 
-    def __init__(self, settings: Settings, tokens: Tokens) -> None:
+    def __init__(self, settings: Settings, tokens: Tokens, processes: int = 1) -> None:
         self._pool = ProcessPoolExecutor(
-            max_workers=1,
+            max_workers=processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start,
             initargs=(settings,),
         )
-        self._started = self._pool.submit(_ready)
+        # One call each: the pool spawns a process per call while none is idle, so all
+        # start at once (it would otherwise spawn them one by one, as batches queue up).
+        self._started = [self._pool.submit(_ready) for _ in range(processes)]
+        self.ahead = max(self.ahead, 2 * processes)
         self._broken = False
         self._inline = InlineRenderer(settings, tokens)
-        self._unsent: list[PostContent] = []
+        self._posts: dict[int, PostContent] = {}
 
     def add_post(self, post: PostContent) -> None:
         self._inline.add_post(post)
-        self._unsent.append(post)
+        self._posts[post.id] = post
 
     async def render(self, items: list[RenderItem]) -> list[RenderedItem]:
-        if self._broken or not self._started.done():
+        if self._broken or not any(started.done() for started in self._started):
             return await self._inline.render(items)
-        posts, self._unsent = self._unsent, []
+        # Whichever process gets the batch: a post it has compiled already is skipped.
+        posts = [self._posts[post_id] for post_id in {item[1] for item in items}]
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._pool, _render, posts, items)
         except BrokenProcessPool:
-            # The render process died (killed, out of memory): carry on without it.
+            # A render process died (killed, out of memory): carry on without them.
             self._broken = True
             return await self._inline.render(items)
 
@@ -134,87 +144,46 @@ class ProcessRenderer:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-# -- the signing process --------------------------------------------------------------------
-
-
-def _signing_main(conn: Connection, settings: Settings) -> None:
-    """The signing process: batches of ``Unsigned`` in, their signature fields out."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signer = dkim_signer(settings)
-    assert signer is not None
-    conn.send("ready")
-    while True:
-        try:
-            batch = conn.recv()
-        except (EOFError, OSError):
-            return
-        if batch is None:
-            return
-        conn.send([b"" if u is None else signer.header(u) for u in batch])
+# -- the signing processes ------------------------------------------------------------------
 
 
 class SigningRenderer:
-    """Renders here and has DKIM signatures made by a spawned signing process as well, which
-    gets and returns a few hundred bytes a message (not the 10 KB a render process would).
+    """Renders here and has the DKIM signatures made by spawned signing processes, one per
+    core, which get and return a few hundred bytes a message (not the 10 KB a render
+    process would).
 
-    Signing is most of a signed message's CPU, so both processes sign: each batch is split,
-    the signing process gets its share over a pipe while this one signs the rest. Up to
-    ``IN_FLIGHT`` batches queue up in the pipe (replies come back in order), so the signing
-    process keeps busy while this one sends; the share grows while it keeps up and shrinks
-    while it falls behind (the machine is shared: neither can count on a whole core). A
-    plain pipe, not a ProcessPoolExecutor: its feeder threads would wait for the GIL, which
-    an RSA signature holds. A process that has not started yet, or has died, leaves all of
-    it to this one, so the run goes on either way."""
+    This process signs nothing once they are up: it renders and sends (~0.3 ms a message),
+    and all the CPU left is the signing processes', which take batches from one queue.
+    However the machine is shared (a local relay, other programs), the kernel keeps them
+    busy, and no share of each batch has to be guessed (with this process signing a share,
+    its event loop held its SMTP lanes for ~20 ms at a time, and the share lagged). Up to
+    ``ahead`` batches are in flight, so that each process has its next batch waiting while
+    it signs one. Until the first has started (~0.5 s), or once one has died, this
+    process signs by itself: the run goes on either way."""
 
-    batch = 48
-    ahead = 4
-    SHARE_STEP = 0.05
-    IN_FLIGHT = 2  # batches at the signing process: ~130 KB out, ~50 KB of replies
+    batch = 32
+    ahead = 8  # render calls in flight: at least two per signing process
 
-    def __init__(self, settings: Settings, tokens: Tokens) -> None:
+    def __init__(self, settings: Settings, tokens: Tokens, processes: int = 2) -> None:
         self._factory = EnvelopeFactory(settings, tokens)
         signer = self._factory.signer
         assert signer is not None
         self._signer = signer
-        context = multiprocessing.get_context("spawn")
-        self._conn, child = context.Pipe()
-        self._process = context.Process(
-            target=_signing_main, args=(child, settings), daemon=True, name="subscribe-dkim"
+        self._pool = ProcessPoolExecutor(
+            max_workers=processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=signing.start,
+            initargs=(settings,),
         )
-        self._process.start()
-        child.close()
-        self._ready = False
+        # One call each: the pool spawns a process per call while none is idle, so all
+        # start at once (it would otherwise spawn them one by one, as batches queue up).
+        self._started = [self._pool.submit(signing.ready) for _ in range(processes)]
+        self.ahead = max(self.ahead, 2 * processes)
         self._broken = False
-        self._waiting: deque[asyncio.Future[list[bytes]]] = deque()  # in the pipe's order
-        self.share = 0.5  # of each batch, for the signing process
+        self.signed_here = 0  # messages signed in this process (before start-up, or after)
 
     def add_post(self, post: PostContent) -> None:
         self._factory.add_post(post)
-
-    def _sign_here(self, batch: list[Unsigned | None]) -> list[bytes]:
-        return [b"" if u is None else self._signer.header(u) for u in batch]
-
-    def _usable(self) -> bool:
-        if not self._ready and not self._broken:
-            try:
-                if self._conn.poll():
-                    self._ready = self._conn.recv() == "ready"
-            except (EOFError, OSError):
-                self._broken = True
-        return self._ready and not self._broken
-
-    def _drain(self) -> None:
-        """Hand each reply that has arrived to the batch waiting for it."""
-        try:
-            while self._waiting and self._conn.poll():
-                self._waiting.popleft().set_result(self._conn.recv())
-        except (EOFError, OSError):  # the signing process died (killed, out of memory)
-            self._give_up()
-
-    def _give_up(self) -> None:
-        self._broken = True
-        while self._waiting:
-            self._waiting.popleft().set_exception(EOFError())
 
     async def render(self, items: list[RenderItem]) -> list[RenderedItem]:
         prepared = self._factory.render_unsigned(items)
@@ -227,60 +196,31 @@ class SigningRenderer:
         ]
 
     async def _signatures(self, unsigned: list[Unsigned | None]) -> list[bytes]:
-        if not self._usable():
-            return self._sign_here(unsigned)
-        self._drain()
-        if len(self._waiting) >= self.IN_FLIGHT:
-            # Both sides write to a socket with a bounded buffer: with more in flight the
-            # signing process could block on its replies while this one blocks sending.
-            return self._sign_here(unsigned)
-        cut = round(len(unsigned) * self.share)
-        theirs: asyncio.Future[list[bytes]] = asyncio.get_running_loop().create_future()
-        try:
-            self._conn.send(unsigned[:cut])
-        except OSError:
-            self._give_up()
-            return self._sign_here(unsigned)
-        self._waiting.append(theirs)
-        ours = self._sign_here(unsigned[cut:])
-        self._drain()
-        # Done with all it had while this process signed its part: it has time to spare;
-        # more than this batch still to do: it falls behind. One batch in hand is right.
-        if not self._waiting:
-            self.share = min(self.share + self.SHARE_STEP, 0.95)
-        elif len(self._waiting) > 1:
-            self.share = max(self.share - self.SHARE_STEP, 0.05)
-        try:
-            return await self._reply(theirs) + ours
-        except EOFError:
-            return self._sign_here(unsigned[:cut]) + ours
-
-    async def _reply(self, theirs: asyncio.Future[list[bytes]]) -> list[bytes]:
-        """Wait for a batch's signatures, reading the pipe between other work. Polled, not
-        ``loop.add_reader``: uvloop's reader missed replies here and left a run hanging."""
-        while True:
-            self._drain()
-            if theirs.done():
-                return theirs.result()
-            await asyncio.sleep(REPLY_POLL_SECONDS)
+        if not self._broken and any(started.done() for started in self._started):
+            loop = asyncio.get_running_loop()
+            try:
+                return await loop.run_in_executor(self._pool, signing.sign, unsigned)
+            except BrokenProcessPool:
+                # A signing process died (killed, out of memory): carry on without them.
+                self._broken = True
+        self.signed_here += len(unsigned)
+        return signing.sign_all(self._signer, unsigned)
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._conn.send(None)
-        self._conn.close()
-        self._process.join(timeout=2)
-        if self._process.is_alive():
-            self._process.kill()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def make_renderer(settings: Settings, tokens: Tokens, due: int) -> Renderer:
-    """A render process when it is asked for, the run is big enough and there is a core
-    for it (the process makes its tokens from the same settings); with DKIM on, else a
-    signing process for runs big enough."""
+    """With more than one core, for runs big enough: render processes when asked for, else
+    with DKIM on signing processes. With DKIM on there is one process per core (up to
+    ``MAX_SIGNING_PROCESSES``): signing is most of the CPU a signed message costs."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if (cores or 1) > 1:
+    cores = cores or 1
+    if cores > 1:
+        signed = dkim_signer(settings) is not None
+        processes = min(cores, MAX_SIGNING_PROCESSES) if signed else 1
         if settings.render_process == "on" and due >= RENDER_PROCESS_MIN_MESSAGES:
-            return ProcessRenderer(settings, tokens)
-        if due >= SIGNING_PROCESS_MIN_MESSAGES and dkim_signer(settings) is not None:
-            return SigningRenderer(settings, tokens)
+            return ProcessRenderer(settings, tokens, processes)
+        if signed and due >= SIGNING_PROCESS_MIN_MESSAGES:
+            return SigningRenderer(settings, tokens, processes)
     return InlineRenderer(settings, tokens)
