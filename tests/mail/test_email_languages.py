@@ -201,17 +201,25 @@ def test_polish_catalog_has_three_plural_forms(count: int, form: int) -> None:
 # -- a site's own words -----------------------------------------------------------------
 
 
+def _site_catalog(folder: Path, name: str, messages: dict[str, str]) -> None:
+    """``folder/locales/NAME`` as a translator's tool writes one: a header, then pairs."""
+    (folder / "locales").mkdir(exist_ok=True)
+    pairs = "".join(f'\nmsgid "{msgid}"\nmsgstr "{msgstr}"\n' for msgid, msgstr in messages.items())
+    header = 'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=utf-8\\n"\n'
+    (folder / "locales" / name).write_text(header + pairs, encoding="utf-8")
+
+
 def test_a_site_replaces_one_message_and_one_template_per_language(
     tmp_path: Path, sqlite_url: str
 ) -> None:
-    locales = tmp_path / "locales"
-    locales.mkdir()
-    (locales / "de.po").write_text(
-        'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=utf-8\\n"\n\n'
-        'msgid "Yes, subscribe me"\nmsgstr "Ja, ich will!"\n\n'
-        # A typo in a placeholder: dropped (shipped German instead), never a KeyError.
-        'msgid "Hi %(name)s,"\nmsgstr "Servus %(nmae)s,"\n',
-        encoding="utf-8",
+    _site_catalog(
+        tmp_path,
+        "de.po",
+        {
+            "Yes, subscribe me": "Ja, ich will!",
+            # A typo in a placeholder: dropped (shipped German instead), never a KeyError.
+            "Hi %(name)s,": "Servus %(nmae)s,",
+        },
     )
     (tmp_path / "email" / "de").mkdir(parents=True)
     (tmp_path / "email" / "de" / "confirm.subject.txt").write_text("Bitte bestätigen\n")
@@ -231,12 +239,7 @@ def test_a_regional_site_catalog_falls_back_to_the_shipped_language(
 ) -> None:
     """``locales/de_CH.po`` (any spelling of the tag) adds Swiss German: what it leaves
     out comes from the shipped German, not from English."""
-    (tmp_path / "locales").mkdir()
-    (tmp_path / "locales" / "de_CH.po").write_text(
-        'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=utf-8\\n"\n\n'
-        'msgid "Yes, subscribe me"\nmsgstr "Ja, gärn!"\n',
-        encoding="utf-8",
-    )
+    _site_catalog(tmp_path, "de_CH.po", {"Yes, subscribe me": "Ja, gärn!"})
     settings = make_settings(sqlite_url, templates_dir=tmp_path, language="de-CH")
     assert "de-CH" in settings.languages
     html = parse(_email(settings, "confirmation", "")).get_body(("html",)).get_content()
@@ -246,12 +249,7 @@ def test_a_regional_site_catalog_falls_back_to_the_shipped_language(
 
 
 def test_a_site_adds_a_language_with_its_own_catalog(tmp_path: Path, sqlite_url: str) -> None:
-    (tmp_path / "locales").mkdir()
-    (tmp_path / "locales" / "it.po").write_text(
-        'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=utf-8\\n"\n\n'
-        'msgid "Confirm your subscription"\nmsgstr "Conferma la tua iscrizione"\n',
-        encoding="utf-8",
-    )
+    _site_catalog(tmp_path, "it.po", {"Confirm your subscription": "Conferma la tua iscrizione"})
     settings = make_settings(sqlite_url, templates_dir=tmp_path, language="it")
     assert "it" in settings.languages
     html = parse(_email(settings, "confirmation", "")).get_body(("html",)).get_content()
