@@ -1,11 +1,12 @@
 """Where the CPU goes while a ``subscribe`` child runs: per process, from Linux's /proc.
 
-``CpuSampler`` samples, every half second, the CPU time of each process in the
-child's session (``Running`` starts each child in its own: uv, the sending process, its
-render or signing processes) and of the sink, and the machine's busy and idle time
+``CpuSampler`` samples, every half second, the CPU time of each process in the child's
+session (``Running`` starts each child in its own: uv, the sending process, its render or
+signing processes) and of the sink, and the machine's busy, idle and stolen time
 (/proc/stat). ``share`` turns the samples taken within a window (the sending pass) into
 percentages of one core: 200% is a 2-core machine fully busy. "other" is every other
-process on the machine (the machine is shared: other people's benchmarks and tests).
+process on the machine (the machine is shared: other people's benchmarks and tests);
+"stolen" is time the virtual machine's host gave to someone else.
 
     with CpuSampler(child.proc.pid, sink.pid) as cpu:
         result = child.wait()
@@ -22,12 +23,14 @@ from dataclasses import dataclass, field
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _machine() -> tuple[float, float]:
-    """(busy, idle) seconds of all cores since boot."""
+def _machine() -> tuple[float, float, float]:
+    """(busy, idle, stolen) seconds of all cores since boot: stolen is the time a virtual
+    machine's host ran something else while this machine had work for its cores."""
     with open("/proc/stat") as stat:
         values = [int(v) for v in stat.readline().split()[1:]]
     idle = values[3] + values[4]  # idle + iowait
-    return (sum(values[:8]) - idle) / _TICK, idle / _TICK
+    steal = values[7] if len(values) > 7 else 0
+    return (sum(values[:7]) - idle) / _TICK, idle / _TICK, steal / _TICK
 
 
 def _processes(session: int, kinds: dict[int, str]) -> dict[int, tuple[str, float]]:
@@ -69,6 +72,7 @@ class Share:
     sink: float = 0.0
     busy: float = 0.0  # the whole machine, % of one core
     idle: float = 0.0
+    steal: float = 0.0
 
     @property
     def ours(self) -> float:
@@ -86,7 +90,8 @@ class Share:
         other = max(self.busy - self.ours, 0.0)
         return (
             f"CPU over {self.seconds:.1f} s, % of one core: {', '.join(parts)}; "
-            f"other processes {other:.0f}%, idle {self.idle:.0f}%"
+            f"other processes {other:.0f}%, idle {self.idle:.0f}%, stolen by the host "
+            f"{self.steal:.0f}%"
         )
 
 
@@ -95,7 +100,8 @@ class CpuSampler:
         self._session = session
         self._sink = sink_pid
         self._interval = interval
-        self._samples: list[tuple[float, tuple[float, float], dict[int, tuple[str, float]]]] = []
+        self._samples: list[tuple[float, tuple[float, float, float], dict[int, tuple[str, float]]]]
+        self._samples = []
         self._kinds: dict[int, str] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -129,10 +135,11 @@ class CpuSampler:
         window = [s for s in self._samples if start <= s[0] <= end]
         if len(window) < 2:
             return None
-        (t0, (busy0, idle0), first), (t1, (busy1, idle1), _) = window[0], window[-1]
+        (t0, (busy0, idle0, steal0), first), (t1, (busy1, idle1, steal1), _) = window[0], window[-1]
         seconds = t1 - t0
         share = Share(seconds, busy=100 * (busy1 - busy0) / seconds)
         share.idle = 100 * (idle1 - idle0) / seconds
+        share.steal = 100 * (steal1 - steal0) / seconds
         last: dict[int, tuple[str, float]] = {}
         for _, _, procs in window:
             last.update(procs)  # a process that ended in the window: its last figure
