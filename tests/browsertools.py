@@ -16,6 +16,7 @@ from webserver import screenshot_dir
 from subscribe.devmail import DevMailbox, start_dev_mailbox
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
     from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize
 
 CHROMIUM = "/usr/bin/chromium"
@@ -58,6 +59,33 @@ def mailbox(tmp_path: Path) -> Iterator[DevMailbox]:
     box = start_dev_mailbox(tmp_path / "mailbox")
     yield box
     box.stop()
+
+
+class MailboxApp:
+    """The app a browser test serves (``running_server(make_app)``): sending to the dev
+    mailbox, its links on the server's own address; each app made is kept in ``apps``."""
+
+    def __init__(self, mailbox: DevMailbox, database_url: str, **overrides: object) -> None:
+        self._mailbox = mailbox
+        self._database_url = database_url
+        self._overrides = overrides
+        self.apps: list[FastAPI] = []
+
+    def __call__(self, base_url: str) -> FastAPI:
+        from conftest import make_settings
+
+        from subscribe.web import create_app
+
+        box = self._mailbox
+        settings = make_settings(
+            self._database_url,
+            smtp_host=box.host,
+            smtp_port=box.port,
+            base_url=base_url,
+            **self._overrides,
+        )
+        self.apps.append(create_app(settings, dev_mailbox=box.folder))
+        return self.apps[-1]
 
 
 def phone_page(

@@ -12,9 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 import pytest
-from browsertools import PHONE, Camera, browser, mailbox, open_message, phone_page  # noqa: F401
-from conftest import make_settings
-from fastapi import FastAPI
+from browsertools import PHONE, Camera, MailboxApp, browser, mailbox, open_message, phone_page  # noqa: F401
 from itsdangerous import TimestampSigner
 from sqlmodel import Session
 from webserver import running_server, wait_for
@@ -23,7 +21,6 @@ from subscribe.db import store
 from subscribe.db.models import SubscriberStatus
 from subscribe.devmail import DevMailbox
 from subscribe.readers.tokens import tokens_for
-from subscribe.web import create_app
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -34,14 +31,8 @@ def test_subscribe_confirm_unsubscribe_in_a_browser(
     mailbox: DevMailbox,  # noqa: F811
     sqlite_url: str,
 ) -> None:
-    apps: list[FastAPI] = []
-
-    def make_app(base_url: str) -> FastAPI:
-        settings = make_settings(
-            sqlite_url, smtp_host=mailbox.host, smtp_port=mailbox.port, base_url=base_url
-        )
-        apps.append(create_app(settings, dev_mailbox=mailbox.folder))
-        return apps[-1]
+    make_app = MailboxApp(mailbox, sqlite_url)
+    apps = make_app.apps
 
     with running_server(make_app) as base_url:
         context, page, csp_violations = phone_page(browser)

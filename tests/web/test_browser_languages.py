@@ -11,14 +11,11 @@ from typing import TYPE_CHECKING
 
 import catalogs
 import pytest
-from browsertools import Camera, browser, mailbox, phone_page  # noqa: F401
-from conftest import make_settings
-from fastapi import FastAPI
+from browsertools import Camera, MailboxApp, browser, mailbox, phone_page  # noqa: F401
 from webserver import running_server, wait_for
 
 from subscribe.config import SHIPPED_LANGUAGES
 from subscribe.devmail import DevMailbox
-from subscribe.web import create_app
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -49,11 +46,7 @@ def test_visitor_journey_in_each_language(
     sqlite_url: str,
     language: str,
 ) -> None:
-    def make_app(base_url: str) -> FastAPI:
-        settings = make_settings(
-            sqlite_url, smtp_host=mailbox.host, smtp_port=mailbox.port, base_url=base_url
-        )
-        return create_app(settings, dev_mailbox=mailbox.folder)
+    make_app = MailboxApp(mailbox, sqlite_url)
 
     with running_server(make_app) as base_url:
         context, page, csp_violations = phone_page(browser, locale=BROWSER_LOCALES[language])

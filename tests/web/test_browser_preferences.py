@@ -7,9 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from browsertools import PHONE, Camera, browser, mailbox, open_message, phone_page  # noqa: F401
-from conftest import make_settings
-from fastapi import FastAPI
+from browsertools import PHONE, Camera, MailboxApp, browser, mailbox, open_message, phone_page  # noqa: F401
 from playwright.sync_api import Browser
 from sqlmodel import Session
 from webserver import running_server, wait_for
@@ -19,24 +17,13 @@ from subscribe.db.models import utcnow
 from subscribe.devmail import DevMailbox
 from subscribe.readers import preferences, subscribers
 from subscribe.readers.tokens import tokens_for
-from subscribe.web import create_app
 
 CATEGORIES = "Python,Rust,A rather long category name that must wrap on a phone screen"
 
 
 def test_preferences_in_a_browser(browser: Browser, mailbox: DevMailbox, sqlite_url: str) -> None:  # noqa: F811
-    apps: list[FastAPI] = []
-
-    def make_app(base_url: str) -> FastAPI:
-        settings = make_settings(
-            sqlite_url,
-            smtp_host=mailbox.host,
-            smtp_port=mailbox.port,
-            base_url=base_url,
-            categories=CATEGORIES,
-        )
-        apps.append(create_app(settings, dev_mailbox=mailbox.folder))
-        return apps[-1]
+    make_app = MailboxApp(mailbox, sqlite_url, categories=CATEGORIES)
+    apps = make_app.apps
 
     with running_server(make_app) as base_url:
         settings = apps[0].state.web.settings

@@ -4,9 +4,7 @@ the embed page with the choices in its snippet. No page may scroll sideways on a
 
 from __future__ import annotations
 
-from browsertools import PHONE, Camera, browser, mailbox, open_message, phone_page  # noqa: F401
-from conftest import make_settings
-from fastapi import FastAPI
+from browsertools import PHONE, Camera, MailboxApp, browser, mailbox, open_message, phone_page  # noqa: F401
 from playwright.sync_api import Browser
 from sqlmodel import Session
 from webserver import running_server, wait_for
@@ -14,7 +12,6 @@ from webserver import running_server, wait_for
 from subscribe.db import store
 from subscribe.devmail import DevMailbox
 from subscribe.readers import preferences
-from subscribe.web import create_app
 
 CATEGORIES = "Python,Rust,A rather long category name that must wrap on a phone screen"
 
@@ -24,19 +21,10 @@ def test_signup_choices_in_a_browser(
     mailbox: DevMailbox,  # noqa: F811
     sqlite_url: str,
 ) -> None:
-    apps: list[FastAPI] = []
-
-    def make_app(base_url: str) -> FastAPI:
-        settings = make_settings(
-            sqlite_url,
-            smtp_host=mailbox.host,
-            smtp_port=mailbox.port,
-            base_url=base_url,
-            categories=CATEGORIES,
-            form_choices="cadence,categories",
-        )
-        apps.append(create_app(settings, dev_mailbox=mailbox.folder))
-        return apps[-1]
+    make_app = MailboxApp(
+        mailbox, sqlite_url, categories=CATEGORIES, form_choices="cadence,categories"
+    )
+    apps = make_app.apps
 
     with running_server(make_app) as base_url:
         engine = apps[0].state.web.engine
