@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -170,8 +171,8 @@ def run_ours(work: Workspace, addresses: list[str], clients: int, url: str) -> d
             if sent >= len(addresses):
                 break
             time.sleep(0.2)
-        delivered_after = time.perf_counter()
         stored = _count(db, "SELECT count(*) FROM subscriber")
+        peak_mb = _peak_rss_mb(serve.pid)
     finally:
         _stop(serve)
         _stop(sink)
@@ -182,8 +183,16 @@ def run_ours(work: Workspace, addresses: list[str], clients: int, url: str) -> d
         raise RuntimeError(
             f"the sink got {len(received)} confirmations, {len(set(received))} distinct"
         )
-    del delivered_after
-    return {"rate": len(addresses) / elapsed, **_latency(latencies)}
+    return {"rate": len(addresses) / elapsed, "peak_mb": peak_mb, **_latency(latencies)}
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory so far (Linux): what a burst left behind."""
+    status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def _profile(pid: int, work: Workspace) -> subprocess.Popen[bytes]:
@@ -270,6 +279,7 @@ def compare(
         f"(target p99 < {TARGET_P99_MS:.0f} ms) [{verdict}]"
     )
     print(f"  every sign-up stored, every confirmation delivered once: {requests} of {requests}")
+    print(f"  subscribe serve peak RSS {ours['peak_mb']:.0f} MB")
 
 
 def main() -> None:

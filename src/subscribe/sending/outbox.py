@@ -87,28 +87,48 @@ class Outbox:
         self._settings = settings
         self._senders = SenderPool(sender_factory)
         self._tokens = tokens
-        self._again = False
+        # One future per caller that asked for a pass not begun yet; the next pass takes
+        # them all and settles them when it ends. A caller waits for one pass, never for
+        # the whole run of passes a busy site keeps going: during a long burst, waiting for
+        # the task would keep every request's task (and its ~100 objects) alive until the
+        # burst ended, a heap that grows with the burst and full collections that grow
+        # with it.
+        self._asked: list[asyncio.Future[None]] = []
         # Set once this process announced a post (the publish webhook): from then on its
         # passes, and the poll's, send post deliveries too, so a deferred one is retried.
         self._posts = False
         self._task: asyncio.Task[None] | None = None
+
+    async def send_soon(self) -> None:
+        """After a response that queued an email. With ``run_forever`` going (`serve`) the
+        loop's next pass sends it and nobody waits: a request held until the pass ends
+        would keep its task, middleware and request objects alive, and in a burst (where
+        passes last seconds) that is a heap growing with the burst and every garbage
+        collection walking it. With no loop (an app driven without its lifespan: tests,
+        an embedding) the response's own pass sends it."""
+        if self._senders.keeping:
+            self.wake()
+        else:
+            await self.flush()
 
     async def flush(self, *, posts: bool = False) -> None:
         """Send what is due now, and return once a pass that began after this call ends.
         Never raises: a relay that is down leaves the rows queued for the next poll."""
         await asyncio.shield(self.wake(posts=posts))
 
-    def wake(self, *, posts: bool = False) -> asyncio.Task[None]:
-        """Start a pass (or ask the running one to go round again) without waiting for it."""
+    def wake(self, *, posts: bool = False) -> asyncio.Future[None]:
+        """Ask for a pass (the running one's next round) without waiting for it; the
+        future is done when that pass ends."""
         self._posts = self._posts or posts
-        self._again = True
+        asked = asyncio.get_running_loop().create_future()
+        self._asked.append(asked)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._passes())
-        return self._task
+        return asked
 
     async def _passes(self) -> None:
-        while self._again:
-            self._again = False
+        while self._asked:
+            asked, self._asked = self._asked, []
             try:
                 await deliver_due_messages(
                     self._engine,
@@ -117,13 +137,22 @@ class Outbox:
                     tokens=self._tokens,
                     posts=self._posts,
                 )
+            except asyncio.CancelledError:  # shutting down: nobody waits for a pass now
+                _settle(asked + self._asked)
+                self._asked = []
+                raise
             except DeliveryError as exc:
                 # Ids and counts only in logs: they are kept longer than the list.
                 logger.warning("transactional email stays queued: %s", exc)
-                return
             except Exception:  # a bug, or the database away: the next poll tries again
                 logger.exception("transactional email pass failed; retrying at the next poll")
-                return
+            else:
+                _settle(asked)
+                continue
+            # No more rounds until the next poll: whoever asked meanwhile is answered too.
+            asked, self._asked = asked + self._asked, []
+            _settle(asked)
+            return
 
     async def run_forever(self, poll: float = POLL_SECONDS) -> None:
         self._senders.keeping = True
@@ -135,3 +164,9 @@ class Outbox:
         finally:
             self._senders.keeping = False
             await self._senders.close()
+
+
+def _settle(asked: list[asyncio.Future[None]]) -> None:
+    for future in asked:
+        if not future.done():
+            future.set_result(None)

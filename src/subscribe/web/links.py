@@ -83,7 +83,7 @@ async def resend_confirmation(
     )
     outcome = await run_in_threadpool(_renew, context, subject, consent)
     if outcome.confirmation_due:
-        background.add_task(context.outbox.flush)
+        background.add_task(context.outbox.send_soon)
         state = "sent"
     elif outcome.subscriber.status == SubscriberStatus.CONFIRMED:
         state = "confirmed"
@@ -114,7 +114,7 @@ def confirm(token: str, background: BackgroundTasks, context: Ctx) -> Response:
     with context.write_session() as session:
         subscriber, first_time = subscribers.confirm(session, subject=subject, now=now())
     if first_time:
-        background.add_task(context.outbox.flush)  # the welcome, queued with the confirmation
+        background.add_task(context.outbox.send_soon)  # the welcome, queued with the confirmation
     return context.pages.render(
         "confirmed",
         language=context.reader_language(subscriber),

@@ -116,7 +116,7 @@ async def save_preferences(
     REQUEST_LANGUAGE.set(await run_in_threadpool(context.language_of, subject))
     fields = await read_field_lists(request)
     response = await run_in_threadpool(_save, context, subject, fields)
-    background.add_task(context.outbox.flush)  # an address confirmation, if one was queued
+    background.add_task(context.outbox.send_soon)  # an address confirmation, if one was queued
     return response
 
 

@@ -241,7 +241,7 @@ async def subscribe(request: Request, background: BackgroundTasks, context: Ctx)
         REQUEST_LANGUAGE.set(_language(context, last_values(lists)))
         shown, outcome = await _sign_up(context, request, lists)
         if outcome is not None and outcome.confirmation_due:
-            background.add_task(context.outbox.flush)
+            background.add_task(context.outbox.send_soon)
         response = _check_inbox(context, request, shown, last_values(lists))
     except (InvalidAddress, InvalidChoice) as exc:
         response = _invalid(context, request, lists, exc)
