@@ -176,6 +176,29 @@ def test_every_command_has_help_with_an_example_and_a_readme_entry() -> None:
         assert f"subscribe {name}" in readme, name
 
 
+def test_a_run_builds_only_the_command_it_names_and_says_the_same() -> None:
+    from typer.main import get_command
+    from typer.testing import CliRunner
+
+    from subscribe.cli import _for_command, app
+
+    runner = CliRunner()
+    names = list(get_command(app).commands)  # type: ignore[attr-defined]
+    assert {"stats", "notify", "db", "bounces"} <= set(names)
+    for name in names:
+        narrowed = _for_command([name, "--help"])
+        assert narrowed is not app and len(get_command(narrowed).commands) == 1  # type: ignore[attr-defined]
+        alone = runner.invoke(narrowed, [name, "--help"])
+        whole = runner.invoke(app, [name, "--help"])
+        assert alone.exit_code == whole.exit_code == 0 and alone.output == whole.output, name
+    # No command named, an option first, or a misspelt one: the whole app, so the help
+    # and the suggestions list every command.
+    for args in ([], ["--help"], ["--version"], ["stat"]):
+        assert _for_command(args) is app
+    misspelt = runner.invoke(_for_command(["stat"]), ["stat"])
+    assert misspelt.exit_code == 2 and "stats" in misspelt.output
+
+
 @pytest.mark.parametrize("keys", [["only"], ["old", "new"]])
 def test_fast_tokens_are_exactly_what_itsdangerous_writes(keys: list[str]) -> None:
     tokens = Tokens(keys, confirm_max_age=10)

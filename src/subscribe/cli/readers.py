@@ -149,15 +149,12 @@ def stats() -> None:
     \b
       subscribe stats
     """
-    from sqlmodel import Session
-
     from subscribe.db import store
     from subscribe.sending import tallies
 
     settings = _settings()
     engine = _engine(settings)
-    with Session(engine) as session:
-        counts = store.count_by_status(session)
+    counts = store.count_by_status(engine)
     typer.echo("subscribers: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     totals: dict[str, int] = {}
     posts = tallies.counts_by_post(engine)
