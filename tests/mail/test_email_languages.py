@@ -11,7 +11,9 @@ from pathlib import Path
 
 import catalogs
 import pytest
+from clihelp import run, settings_env
 from conftest import make_settings
+from mailserver import SMTPServer
 
 from subscribe.config import SHIPPED_LANGUAGES, Settings
 from subscribe.content import PostSpec
@@ -256,3 +258,20 @@ def test_a_site_adds_a_language_with_its_own_catalog(tmp_path: Path, sqlite_url:
     assert "Conferma la tua iscrizione" in html and 'lang="it"' in html
     with pytest.raises(ConfigError, match="SUBSCRIBE_LANGUAGE"):
         make_settings(sqlite_url, language="it")  # no catalog without the site's
+
+
+# -- the test email ---------------------------------------------------------------------
+
+
+def test_send_test_writes_in_the_language_asked_for(
+    monkeypatch: pytest.MonkeyPatch, sqlite_url: str, smtp_server: SMTPServer
+) -> None:
+    settings_env(monkeypatch, make_settings(sqlite_url, smtp_server))
+    assert run("send-test", "me@example.org", "--language", "de-AT").exit_code == 0
+    [received] = smtp_server.messages
+    message = message_from_bytes(received.data, policy=email.policy.strict)
+    assert message["Content-Language"] == "de"
+    assert "hat einen neuen Beitrag" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    refused = run("send-test", "me@example.org", "--language", "xx")
+    assert refused.exit_code == 1 and "unknown language 'xx'" in refused.output
+    assert len(smtp_server.messages) == 1

@@ -33,6 +33,9 @@ CategoryOpt = Annotated[
     list[str] | None,
     typer.Option("--category", metavar="NAME", help="A category of the post (repeatable)."),
 ]
+LanguageOpt = Annotated[
+    str, typer.Option("--language", help="The readers' language to write in (de, pt-BR...).")
+]
 
 
 def _single_source(title: str, url: str, summary: str, post: Path | None) -> PostSpec:
@@ -247,9 +250,7 @@ def preview(
     out: Annotated[Path, typer.Option(help="Where to write preview.eml and preview.html.")] = Path(
         "."
     ),
-    language: Annotated[
-        str, typer.Option(help="The readers' language to preview (de, pt-BR...).")
-    ] = "",
+    language: LanguageOpt = "",
 ) -> None:
     """Render the new-post email for a post and write it as .eml and .html files.
 
@@ -263,15 +264,11 @@ def preview(
       subscribe preview --feed https://blog.example/feed.xml --out /tmp
       subscribe preview --post posts/hello.md --language de
     """
-    from subscribe.errors import InvalidChoice, SubscribeError
+    from subscribe.errors import SubscribeError
     from subscribe.mail.envelopes import post_builder
-    from subscribe.readers.languages import on_offer
 
     settings = _mail_settings()
-    chosen = on_offer(language, settings.languages) if language else settings.language
-    if chosen is None:
-        offered = ", ".join(settings.languages)
-        raise InvalidChoice(f"unknown language {language!r}: choose one of {offered}")
+    chosen = _language(settings, language)
     specs, source_feed = _sources(settings, title, url, summary, post, feed, category or [])
     spec = _feed_preview(settings, source_feed) if source_feed is not None else specs[0]
     _warn_unreachable(spec)
@@ -286,19 +283,34 @@ def preview(
     typer.echo(f"wrote {out / 'preview.eml'} and {out / 'preview.html'}")
 
 
+def _language(settings: Settings, language: str) -> str:
+    """The language asked for on the command line, as offered (``de-AT`` is ``de``), or
+    the site's; one not on offer is a one-line error."""
+    from subscribe.errors import InvalidChoice
+    from subscribe.readers.languages import on_offer
+
+    chosen = on_offer(language, settings.languages) if language else settings.language
+    if chosen is None:
+        offered = ", ".join(settings.languages)
+        raise InvalidChoice(f"unknown language {language!r}: choose one of {offered}")
+    return chosen
+
+
 @app.command("send-test")
 def send_test(
     email: Annotated[str, typer.Argument(metavar="EMAIL", help="Where to send the test.")],
     title: TitleOpt = "A test from subscribe",
     url: UrlOpt = "https://example.org/",
     summary: SummaryOpt = "If you can read this, your SMTP settings work.",
+    language: LanguageOpt = "",
 ) -> None:
     """Send one new-post email to EMAIL through the configured relay (nothing is recorded).
 
-    Example:
+    Examples:
 
     \b
       subscribe send-test me@example.org
+      subscribe send-test me@example.org --language de
     """
     import asyncio
 
@@ -318,7 +330,8 @@ def send_test(
         name="",
         post_key=f"test:{now().isoformat()}",
     )
-    message = Message(address.ascii, post_builder(settings, spec).build(recipient))
+    builder = post_builder(settings, spec, _language(settings, language))
+    message = Message(address.ascii, builder.build(recipient))
     asyncio.run(transactional.send(settings, _sender_factory(settings), message))
     typer.echo(
         f"Sent a test email to {address.display} via {settings.smtp_host}:{settings.smtp_port}."
