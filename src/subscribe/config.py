@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 from email.utils import formataddr, parseaddr
 from pathlib import Path
 from typing import Any, Literal
@@ -50,6 +51,18 @@ def language_tag(value: str) -> str | None:
         else:
             parts.append(part.lower())
     return "-".join(parts)
+
+
+def on_offer(value: str, offered: Sequence[str]) -> str | None:
+    """The offered language that ``value`` names: the same tag, else the first offered
+    with the same primary language (``de_DE`` -> ``de``); None when there is none."""
+    tag = language_tag(value)
+    if tag is None:
+        return None
+    if tag in offered:
+        return tag
+    primary = tag.partition("-")[0]
+    return next((lang for lang in offered if lang.partition("-")[0] == primary), None)
 
 
 MIN_SECRET_KEY_LENGTH = 16
@@ -190,7 +203,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _language_on_offer(self) -> Settings:
-        if self.language not in self.languages:
+        # A locale as systems write it (de_DE, fr-CA) is the nearest language on offer.
+        nearest = on_offer(self.language, self.languages)
+        if nearest is not None:
+            self.language = nearest
+        else:
             offered = ", ".join(self.languages)
             raise ValueError(
                 f"{ENV_PREFIX}LANGUAGE: {self.language!r} has no catalog: use one of "

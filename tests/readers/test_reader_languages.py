@@ -72,6 +72,10 @@ def test_language_tags_are_canonical_and_checked(sqlite_url: str) -> None:
     assert language_tag("zh-hant-tw") == "zh-Hant-TW"
     assert language_tag("en\r\nBcc: x") is None  # never into a header
     assert make_settings(sqlite_url, language="PT-br").language == "pt-BR"
+    # A locale as the system writes it finds the nearest language on offer.
+    assert make_settings(sqlite_url, language="de_DE").language == "de"
+    assert make_settings(sqlite_url, language="pt-PT").language == "pt-BR"
+    assert make_settings(sqlite_url, language="en-GB").language == "en"
     with pytest.raises(ConfigError, match="SUBSCRIBE_LANGUAGE: 'xx' has no catalog"):
         make_settings(sqlite_url, language="xx")
     with pytest.raises(ConfigError, match="SUBSCRIBE_LANGUAGE: 'en us' is not a language tag"):

@@ -13,22 +13,10 @@ from collections.abc import Sequence
 
 from sqlmodel import Session
 
-from subscribe.config import Settings, language_tag
+from subscribe.config import Settings, on_offer
 from subscribe.db.models import Subscriber
 
 MAX_ACCEPT_LANGUAGE = 64  # ranges read from one header: a longer one is not a browser's
-
-
-def on_offer(value: str, offered: Sequence[str]) -> str | None:
-    """The offered language that ``value`` names: the same tag, else the first offered
-    with the same primary language; None when there is none."""
-    tag = language_tag(value)
-    if tag is None:
-        return None
-    if tag in offered:
-        return tag
-    primary = tag.partition("-")[0]
-    return next((lang for lang in offered if lang.partition("-")[0] == primary), None)
 
 
 def accepted(header: str, offered: Sequence[str]) -> str | None:
