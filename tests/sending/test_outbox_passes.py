@@ -24,21 +24,39 @@ PASS_SECONDS = 0.01
 
 
 class _Passes:
-    """Stands for ``deliver_due_messages``: counts passes, each taking PASS_SECONDS."""
+    """Stands for ``message_pass``: counts passes, each taking PASS_SECONDS, or less when
+    asked to stop; ``stopped`` counts those."""
 
     def __init__(self, fail: type[Exception] | None = None) -> None:
         self.count = 0
+        self.stopped = 0
         self.fail = fail
 
-    async def __call__(self, *_args: Any, **_kwargs: Any) -> None:
-        self.count += 1
-        await asyncio.sleep(PASS_SECONDS)
-        if self.fail is not None:
-            raise self.fail("the relay is away")
+    def __call__(self, *_args: Any, **_kwargs: Any) -> _Pass:
+        return _Pass(self)
+
+
+class _Pass:
+    def __init__(self, passes: _Passes) -> None:
+        self._passes = passes
+        self._stop = asyncio.Event()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        self._passes.count += 1
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout=PASS_SECONDS)
+            self._passes.stopped += 1
+        except TimeoutError:
+            pass
+        if self._passes.fail is not None:
+            raise self._passes.fail("the relay is away")
 
 
 def _outbox(monkeypatch: pytest.MonkeyPatch, passes: _Passes) -> Outbox:
-    monkeypatch.setattr(outbox_module, "deliver_due_messages", passes)
+    monkeypatch.setattr(outbox_module, "message_pass", passes)
     return Outbox(None, None, sender_factory=None, tokens=None)  # type: ignore[arg-type]
 
 
@@ -121,3 +139,18 @@ async def test_without_the_loop_a_response_sends_its_email_itself(
     outbox = _outbox(monkeypatch, passes)
     await outbox.send_soon()  # an app driven without its lifespan: nobody else would
     assert passes.count == 1
+
+
+async def test_close_stops_the_pass_at_a_message_boundary_and_starts_no_other(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    passes = _Passes()
+    outbox = _outbox(monkeypatch, passes)
+    waiting = asyncio.create_task(outbox.flush())
+    await asyncio.sleep(0)
+    again = outbox.wake()  # asked during the pass: would go round once more
+    await asyncio.wait_for(outbox.close(timeout=5), timeout=PASS_SECONDS / 2)
+    assert passes.count == 1 and passes.stopped == 1  # asked to stop, not cut off
+    await asyncio.wait_for(waiting, timeout=1)
+    assert again.done()  # answered: its row waits for the next start
+    assert outbox.wake().done() and passes.count == 1  # nothing starts after close

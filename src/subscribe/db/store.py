@@ -307,9 +307,9 @@ def iter_subscribers(
 def count_by_status(engine: Engine) -> dict[str, int]:
     # Core, not the ORM: `stats` makes no other ORM query, and the first one configures
     # every mapper (~15 ms of a command that should answer at once).
-    status = subscriber_table.c.status
+    column = subscriber_table.c.status
     with engine.connect() as connection:
-        rows = connection.execute(sa.select(status, sa.func.count()).group_by(status)).all()
+        rows = connection.execute(sa.select(column, sa.func.count()).group_by(column)).all()
     counts = {status.value: 0 for status in SubscriberStatus}
     counts.update({str(status): n for status, n in rows})
     return counts

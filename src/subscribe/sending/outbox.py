@@ -1,9 +1,11 @@
 """The sender of transactional email inside a long-running process (`serve`).
 
 A sign-up or a confirmation writes its email to the ledger in its own transaction, then
-asks the outbox to ``flush``: one sending pass over the due transactional rows, on a few
-pooled, pipelined connections. Requests that arrive while a pass runs do not start their
-own: the running pass goes round once more, so a burst of sign-ups shares a few passes.
+wakes the outbox (``send_soon``): one sending pass over the due transactional rows, on a
+few pooled, pipelined connections; the response does not wait for it. Requests that
+arrive while a pass runs do not start their own: the running pass goes round once more,
+so a burst of sign-ups shares a few passes. At shutdown ``close`` lets the pass finish
+what is in flight.
 ``run_forever`` polls as the fallback: rows written by other processes (`subscribe add`),
 and rows a pass could not send because the relay was down, go out within ``poll`` seconds
 of it coming back; a killed process's rows are taken over by the next pass.
@@ -25,8 +27,9 @@ from subscribe.config import Settings
 from subscribe.errors import DeliveryError
 from subscribe.readers.tokens import Tokens
 
+from .notifier import Notifier
 from .sender import Envelope, NextEnvelope, Sender, SenderFactory
-from .transactional import deliver_due_messages
+from .transactional import message_pass
 
 logger = logging.getLogger(__name__)
 POLL_SECONDS = 5.0
@@ -98,6 +101,8 @@ class Outbox:
         # passes, and the poll's, send post deliveries too, so a deferred one is retried.
         self._posts = False
         self._task: asyncio.Task[None] | None = None
+        self._pass: Notifier | None = None  # the pass running now, for ``close`` to stop
+        self._closing = False
 
     async def send_soon(self) -> None:
         """After a response that queued an email. With ``run_forever`` going (`serve`) the
@@ -121,23 +126,27 @@ class Outbox:
         future is done when that pass ends."""
         self._posts = self._posts or posts
         asked = asyncio.get_running_loop().create_future()
+        if self._closing:  # shutting down: the rows wait for the next start
+            asked.set_result(None)
+            return asked
         self._asked.append(asked)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._passes())
         return asked
 
     async def _passes(self) -> None:
-        while self._asked:
+        while self._asked and not self._closing:
             asked, self._asked = self._asked, []
+            self._pass = message_pass(
+                self._engine,
+                self._settings,
+                sender_factory=self._senders.sender,
+                tokens=self._tokens,
+                posts=self._posts,
+            )
             try:
-                await deliver_due_messages(
-                    self._engine,
-                    self._settings,
-                    sender_factory=self._senders.sender,
-                    tokens=self._tokens,
-                    posts=self._posts,
-                )
-            except asyncio.CancelledError:  # shutting down: nobody waits for a pass now
+                await self._pass.run()
+            except asyncio.CancelledError:  # cut off: nobody waits for a pass now
                 _settle(asked + self._asked)
                 self._asked = []
                 raise
@@ -149,10 +158,33 @@ class Outbox:
             else:
                 _settle(asked)
                 continue
+            finally:
+                self._pass = None
             # No more rounds until the next poll: whoever asked meanwhile is answered too.
             asked, self._asked = asked + self._asked, []
             _settle(asked)
             return
+        _settle(self._asked)  # closing: answered now, their rows wait for the next start
+        self._asked = []
+
+    async def close(self, timeout: float) -> None:
+        """Stop sending at a message boundary, for a shutdown (SIGTERM, a deploy).
+
+        The pass in progress finishes the messages in flight and records them, hands the
+        rest back as they were, and no pass starts again. A pass cut off in the middle of
+        an SMTP exchange would leave its rows claimed, unrecorded, and the next start
+        would send them again. After ``timeout`` it is cut off all the same (a relay that
+        stopped answering): that is a hard kill's case, at most one repeat per connection.
+        """
+        self._closing = True
+        if self._pass is not None:
+            self._pass.request_stop()
+        task = self._task
+        if task is not None and not task.done():
+            await asyncio.wait({task}, timeout=timeout)
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
     async def run_forever(self, poll: float = POLL_SECONDS) -> None:
         self._senders.keeping = True

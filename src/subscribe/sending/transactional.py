@@ -27,6 +27,30 @@ async def send(settings: Settings, sender_factory: SenderFactory, message: Messa
     return message.data
 
 
+def message_pass(
+    engine: Engine,
+    settings: Settings,
+    *,
+    sender_factory: SenderFactory,
+    tokens: Tokens,
+    connections: int | None = None,
+    posts: bool = False,
+) -> Notifier:
+    """One pass over the transactional emails that are due, ready to ``run()``; posts are
+    left to their runs unless ``posts`` (a `serve` that took a publish webhook sends the
+    post too). Its ``run()`` raises ``DeliveryError`` when the relay cannot be reached:
+    the rows stay queued."""
+    default = settings.smtp_connections
+    return Notifier(
+        engine,
+        settings,
+        sender_factory=sender_factory,
+        tokens=tokens,
+        connections=connections or (default if posts else min(default, MESSAGE_CONNECTIONS)),
+        messages_only=not posts,
+    )
+
+
 async def deliver_due_messages(
     engine: Engine,
     settings: Settings,
@@ -36,16 +60,13 @@ async def deliver_due_messages(
     connections: int | None = None,
     posts: bool = False,
 ) -> RunReport:
-    """One pass over the transactional emails that are due, posts left to their runs
-    unless ``posts`` (a `serve` that took a publish webhook sends the post too).
-    Raises ``DeliveryError`` when the relay cannot be reached: the rows stay queued."""
-    default = settings.smtp_connections
-    notifier = Notifier(
+    """Run one ``message_pass``."""
+    notifier = message_pass(
         engine,
         settings,
         sender_factory=sender_factory,
         tokens=tokens,
-        connections=connections or (default if posts else min(default, MESSAGE_CONNECTIONS)),
-        messages_only=not posts,
+        connections=connections,
+        posts=posts,
     )
     return await notifier.run()

@@ -36,6 +36,7 @@ from .headers import SecurityHeaders, content_security_policy, origin_of
 from .pages import Pages, RequestLanguage
 
 SIGNUP_WINDOW = timedelta(minutes=1)
+CLOSE_GRACE_SECONDS = 5  # beyond the SMTP timeout, for a pass to finish at shutdown
 
 
 def create_app(
@@ -94,6 +95,9 @@ def create_app(
         try:
             yield
         finally:
+            # The pass in progress finishes what is in flight first: cut off, it would
+            # leave sent confirmations unrecorded, to be sent again by the next start.
+            await context.outbox.close(timeout=settings.smtp_timeout + CLOSE_GRACE_SECONDS)
             sender.cancel()
             await asyncio.gather(sender, return_exceptions=True)
             if checkpointer is not None:
