@@ -154,7 +154,7 @@ def test_a_moved_feed_gives_its_entries_the_same_keys() -> None:
         ("empty.xml", "is empty, not an RSS or Atom feed"),
         ("garbage.txt", "is not an RSS or Atom feed"),
         ("not-a-feed.html", "is a web page, not an RSS or Atom feed, and it names none"),
-        ("json-feed.json", "is JSON (a JSON Feed?), not an RSS or Atom feed"),
+        ("not-a-feed.json", "is JSON but no JSON Feed, nor an RSS or Atom feed"),
         ("no-links.xml", "none of its 2 entries can be announced (it has no link)"),
     ],
 )

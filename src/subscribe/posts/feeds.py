@@ -1,4 +1,4 @@
-"""Reading a blog's feed (RSS 0.9x/1.0/2.0, Atom) into posts to announce.
+"""Reading a blog's feed (RSS 0.9x/1.0/2.0, Atom, JSON Feed) into posts to announce.
 
 feedparser does the parsing (and resolves relative links against ``xml:base`` and the
 address the feed was fetched from); this module decides what an entry means for a mailing
@@ -29,10 +29,11 @@ from subscribe.content import PostSpec, one_line
 from subscribe.errors import SourceError
 from subscribe.mail.dates import format_date
 
-from . import identity, summaries
+from . import feeddates, identity, jsonfeed, summaries
 
 MAX_CATEGORIES = 10
 _FEED_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "application/rdf+xml"})
+_JSON_FEED_TYPES = frozenset({"application/feed+json", "application/json"})
 _IGNORED_CATEGORIES = frozenset({"uncategorized", "uncategorised"})  # WordPress' default
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
 
@@ -44,6 +45,9 @@ class FeedItem:
     spec: PostSpec
     keys: tuple[str, ...]  # spec.key first, then older spellings and the move alias
     record: tuple[str, ...]  # the keys to write once it is announced or passed over
+    # Compared only when none of the feed's entries matches by ``keys`` (a feed whose
+    # GUIDs and links all changed at once: a new blog engine): the entry's title.
+    fallback: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,17 +115,21 @@ def _advertised_feed(fetched: _Fetched) -> str:
         page = lxml.html.document_fromstring(fetched.content)
     except (etree.ParserError, ValueError):
         return ""
+    named = []
     for link in page.iter("link"):
         rel = (link.get("rel") or "").lower().split()
         kind = (link.get("type") or "").lower().split(";")[0].strip()
         href = (link.get("href") or "").strip()
-        if "alternate" in rel and kind in _FEED_TYPES and href:
-            if fetched.web_url:
-                return urljoin(fetched.web_url, href)
-            if identity.is_web_url(href):
-                return href
-            return str(Path(fetched.identity).parent / href)
-    return ""
+        if "alternate" in rel and href and (kind in _FEED_TYPES or kind in _JSON_FEED_TYPES):
+            named.append((kind in _JSON_FEED_TYPES, href))  # RSS or Atom first
+    if not named:
+        return ""
+    href = min(named, key=lambda found: found[0])[1]
+    if fetched.web_url:
+        return urljoin(fetched.web_url, href)
+    if identity.is_web_url(href):
+        return href
+    return str(Path(fetched.identity).parent / href)
 
 
 def _looks_like_html(fetched: _Fetched) -> bool:
@@ -129,31 +137,62 @@ def _looks_like_html(fetched: _Fetched) -> bool:
     return "html" in fetched.content_type or head.startswith((b"<!doctype html", b"<html"))
 
 
-def read_feed(location: str, *, _followed_from: str = "") -> Feed:
-    fetched = _fetch(location)
-    if not fetched.content.strip():
-        raise SourceError(f"{location} is empty, not an RSS or Atom feed")
+def _parse(fetched: _Fetched) -> Mapping[str, Any]:
+    if fetched.content.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+        parsed = jsonfeed.parse(fetched.content)
+        if parsed is not None:
+            return parsed
     headers = {"content-type": fetched.content_type} if fetched.content_type else {}
     if fetched.web_url:
         headers["content-location"] = fetched.web_url  # the base for relative links
+    # Servers that call a feed text/html or text/plain (often with a charset that is not
+    # the document's) make feedparser read it as HTML and lose its encoding declaration:
+    # an XML document is read as XML, whatever the server calls it.
+    if _is_xml(fetched.content) and not _is_feed_type(fetched.content_type):
+        headers["content-type"] = "application/xml"
     # A stream, never the bytes: feedparser would take short bytes for a path to open.
-    parsed = feedparser.parse(io.BytesIO(fetched.content), response_headers=headers)
-    if not parsed.entries and not parsed.version:
+    return feedparser.parse(io.BytesIO(fetched.content), response_headers=headers)
+
+
+def _is_xml(content: bytes) -> bool:
+    head = content[:512].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16, as some .NET blogs send
+        return True
+    return head.startswith((b"<?xml", b"<rss", b"<feed", b"<rdf:RDF"))
+
+
+def _is_feed_type(content_type: str) -> bool:
+    kind = content_type.split(";")[0].strip().lower()
+    return kind in _FEED_TYPES or kind in {"application/xml", "text/xml"}
+
+
+def read_feed(
+    location: str, *, language: str = "en", timezone: str = "UTC", _followed_from: str = ""
+) -> Feed:
+    """The feed at ``location`` (a URL or a file); ``language`` and ``timezone`` (the
+    site's) word the date that titles an untitled entry."""
+    fetched = _fetch(location)
+    if not fetched.content.strip():
+        raise SourceError(f"{location} is empty, not an RSS or Atom feed")
+    parsed = _parse(fetched)
+    if not parsed.get("entries") and not parsed.get("version"):
         if _looks_like_html(fetched):
             advertised = _advertised_feed(fetched)
             if advertised and not _followed_from:
-                return read_feed(advertised, _followed_from=location)
+                return read_feed(
+                    advertised, language=language, timezone=timezone, _followed_from=location
+                )
             raise SourceError(
                 f"{location} is a web page, not an RSS or Atom feed, and it names none "
                 '(<link rel="alternate" type="application/rss+xml" href=...>)'
             )
-        if fetched.content.lstrip().startswith(b"{"):
-            raise SourceError(f"{location} is JSON (a JSON Feed?), not an RSS or Atom feed")
+        if fetched.content.lstrip(b"\xef\xbb\xbf \t\r\n").startswith((b"{", b"[")):
+            raise SourceError(f"{location} is JSON but no JSON Feed, nor an RSS or Atom feed")
         reason = parsed.get("bozo_exception") or "no feed elements"
         raise SourceError(f"{location} is not an RSS or Atom feed: {one_line(str(reason))}")
-    feed = _entries(fetched, parsed)
-    if parsed.entries and not feed.entries:
-        count = len(parsed.entries)
+    feed = _entries(fetched, parsed, language=language, timezone=timezone)
+    if parsed["entries"] and not feed.entries:
+        count = len(parsed["entries"])
         which = "its only entry" if count == 1 else f"none of its {count} entries"
         verb = "cannot" if count == 1 else "can"
         raise SourceError(f"{location}: {which} {verb} be announced ({feed.skipped[0].reason})")
@@ -179,6 +218,11 @@ def _fallback_base(fetched: _Fetched, parsed: Mapping[str, Any]) -> str:
 def _link(entry: Mapping[str, Any], base: str) -> tuple[str, str]:
     """(absolute link, "") or ("", why there is none)."""
     raw = _text(entry.get("link")).strip()
+    # FeedBurner and its kin rewrite every link to go through them (feedproxy.google.com/
+    # ~r/...) and keep the post's own address in feedburner:origLink.
+    original = _text(entry.get("feedburner_origlink")).strip()
+    if identity.is_web_url(original):
+        raw = original
     if not raw:
         return "", "it has no link"
     link = urljoin(base, raw) if base else raw
@@ -194,13 +238,20 @@ def _link(entry: Mapping[str, Any], base: str) -> tuple[str, str]:
 
 
 def _published(entry: Mapping[str, Any]) -> datetime | None:
-    parsed_time = entry.get("published_parsed") or entry.get("updated_parsed")
-    if not parsed_time:
-        return None
-    try:
-        return datetime.fromtimestamp(calendar.timegm(parsed_time), UTC)
-    except (OverflowError, ValueError, OSError, TypeError):  # a year feedparser let through
-        return None
+    """When the entry was published, else last updated; feedparser's reading, or ours
+    where it read nothing (``feeddates``: no zone, month names in other languages)."""
+    for name in ("published", "updated"):
+        raw = _text(entry.get(name))
+        parsed_time = entry.get(name + "_parsed")
+        if parsed_time:
+            try:
+                found = datetime.fromtimestamp(calendar.timegm(parsed_time), UTC)
+            except (OverflowError, ValueError, OSError, TypeError):  # a year it let through
+                continue
+            return feeddates.corrected(raw, found)
+        if raw and (found_here := feeddates.parse(raw)) is not None:
+            return found_here
+    return None
 
 
 def _is_plain(detail: object) -> bool:
@@ -250,7 +301,15 @@ def _categories(entry: Mapping[str, Any]) -> tuple[str, ...]:
     return clean_categories(names)
 
 
-def _title(entry: Mapping[str, Any], text: str, published: datetime | None, link: str) -> str:
+def _title(
+    entry: Mapping[str, Any],
+    text: str,
+    published: datetime | None,
+    link: str,
+    *,
+    language: str = "en",
+    timezone: str = "UTC",
+) -> str:
     raw = _text(entry.get("title"))
     title = raw if _is_plain(entry.get("title_detail")) else summaries.plain_text(raw)
     title = one_line(title)
@@ -259,10 +318,10 @@ def _title(entry: Mapping[str, Any], text: str, published: datetime | None, link
     # Untitled (micro.blog, Scripting News): the start of the text, else the date.
     if text:
         return summaries.title_from_text(text)
-    return format_date(published) or link
+    return format_date(published, language, timezone) or link
 
 
-def _entries(fetched: _Fetched, parsed: Mapping[str, Any]) -> Feed:
+def _entries(fetched: _Fetched, parsed: Mapping[str, Any], *, language: str, timezone: str) -> Feed:
     base = _fallback_base(fetched, parsed)
     found: list[tuple[Mapping[str, Any], str]] = []
     skipped = []
@@ -279,15 +338,18 @@ def _entries(fetched: _Fetched, parsed: Mapping[str, Any]) -> Feed:
     for position, (entry, link) in enumerate(found):
         published = _published(entry)
         excerpt, content = _summary(entry, _text(entry.get("title")), link)
-        title = _title(entry, excerpt.text, published, link)
+        title = _title(entry, excerpt.text, published, link, language=language, timezone=timezone)
         guid = _text(entry.get("id")).strip()
         key = identity.entry_key(
             guid, link, title, link_is_shared=shared[identity.normalise_link(link)] > 1
         )
-        if key in taken:
+        # The same post twice: one GUID, or (a feed merged from two sources, a proxy that
+        # gave its copy a GUID of its own) one link under one title.
+        twin = f"{identity.normalise_link(link)} {title}"
+        if key in taken or twin in taken:
             skipped.append(Skipped(title, "the same entry as another one in the feed"))
             continue
-        taken.add(key)
+        taken.update((key, twin))
         spec = PostSpec(
             key=key,
             title=title,
@@ -302,7 +364,9 @@ def _entries(fetched: _Fetched, parsed: Mapping[str, Any]) -> Feed:
         legacy = guid or _text(entry.get("link")).strip()
         alias = identity.move_alias(link, title)
         keys = tuple(dict.fromkeys(k for k in (key, legacy, alias) if k))
-        dated.append((published, -position, FeedItem(spec, keys, (key, alias))))
+        fallback = (identity.title_key(title),)
+        item = FeedItem(spec, keys, (key, alias, *fallback), fallback)
+        dated.append((published, -position, item))
     # Oldest first: by date where every entry has one, else feeds list the newest first.
     if all(published for published, _, _ in dated):
         dated.sort(key=lambda item: (item[0], item[1]))

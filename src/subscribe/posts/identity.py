@@ -43,6 +43,7 @@ _TRACKING = frozenset(
         "mkt_tok",
     }
 )
+_FROM_FEED = frozenset({"source", "ref", "src", "from", "via"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -50,8 +51,9 @@ def _is_tracking(name: str, value: str) -> bool:
     lowered = name.lower()
     if lowered in _TRACKING or lowered.startswith(_TRACKING_PREFIXES):
         return True
-    # Medium appends ?source=rss----<id>---4 to every link of its feeds.
-    return lowered == "source" and value.lower().startswith("rss")
+    # Medium appends ?source=rss----<id>---4 to every link of its feeds; others ?ref=rss,
+    # ?src=feed or ?from=rss.
+    return lowered in _FROM_FEED and value.lower().startswith(("rss", "feed", "atom"))
 
 
 def is_web_url(value: str) -> bool:
@@ -101,6 +103,12 @@ def entry_key(guid: str, link: str, title: str, *, link_is_shared: bool) -> str:
 def move_alias(link: str, title: str) -> str:
     """The entry's path and title, host left out: what survives a move to a new domain."""
     return f"moved:{normalise_link(link, keep_host=False)} {title}"
+
+
+def title_key(title: str) -> str:
+    """The entry's title alone, case and spacing aside: compared only when nothing else of
+    a feed matches (a blog re-published by a new engine, every GUID and link new)."""
+    return "title:" + " ".join(title.casefold().split())
 
 
 def expand_seen(stored: Iterable[str]) -> set[str]:
