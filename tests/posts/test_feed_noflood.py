@@ -10,6 +10,7 @@ unpublished and republished, a huge feed: each announces exactly the new posts, 
 from __future__ import annotations
 
 import random
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -310,3 +311,69 @@ def test_a_json_feed_is_watched_like_any_other(web: str, engine: Engine) -> None
     notify(web)
     assert "Nothing new in the feed." in notify(web)
     assert announced(engine) == ["First snow"]
+
+
+def test_an_undated_feed_short_for_a_while_then_whole_again(web: str, engine: Engine) -> None:
+    """No dates (RSS 0.91, hand-written feeds): the feed's own order says what is older."""
+
+    def undated(numbers: range | list[int]) -> bytes:
+        return re.sub(rb"<pubDate>[^<]*</pubDate>", b"", rss(posts(numbers, guid="none")))
+
+    serve(undated([9, 10]))
+    notify(web)
+    serve(undated(range(1, 11)))
+    assert "Nothing new in the feed." in notify(web)
+    serve(undated(range(1, 12)))
+    notify(web)
+    assert announced(engine) == ["Post 10", "Post 11"]
+
+
+def test_a_new_post_dated_before_the_newest_seen_one_is_still_announced(
+    web: str, engine: Engine
+) -> None:
+    """A static site dates a post when its draft began: it can go live after a newer one."""
+    serve(rss(posts(range(1, 11))))
+    notify(web)
+    draft = Entry(100, title="Long draft", date=BASE + timedelta(days=6, hours=1))
+    serve(rss([*posts(range(1, 11)), draft]))
+    notify(web)
+    assert announced(engine) == ["Post 10", "Long draft"]
+
+
+def test_a_guid_every_entry_shares_names_none(web: str, engine: Engine) -> None:
+    """A template that writes the site's address as every item's GUID."""
+
+    def constant(numbers: range) -> bytes:
+        body = rss(posts(numbers, guid="none"))
+        return body.replace(b"</link>", b"</link><guid>https://garden.blog.example/</guid>")
+
+    serve(constant(range(1, 6)))
+    notify(web)
+    serve(constant(range(1, 8)))
+    notify(web)
+    assert announced(engine) == ["Post 5", "Post 6", "Post 7"]
+
+
+def test_a_post_announced_by_hand_is_not_announced_again_by_the_feed(
+    web: str, engine: Engine
+) -> None:
+    serve(rss(posts(range(1, 5))))
+    notify(web)
+    link = Entry(5).link()
+    by_hand = run("notify", "--title", "Post 5", "--url", link.rstrip("/"), "--yes")
+    assert by_hand.exit_code == 0, by_hand.output
+    serve(rss(posts(range(1, 6))))  # cron's next run sees it in the feed, GUID ?p=5
+    output = notify(web)
+    assert "announced: Post 5" not in output
+    assert announced(engine) == ["Post 4", "Post 5"]
+
+
+def test_a_migration_that_also_retitled_an_old_post(web: str, engine: Engine) -> None:
+    serve(rss(posts(range(1, 11))))
+    notify(web)
+    moved = dict(guid="link", host="https://garden.example.net", path="/posts/post-{n}")
+    retitled = Entry(4, title="Post {n}, revised", **moved)  # type: ignore[arg-type]
+    fresh = Entry(11, date=datetime.now(UTC), **moved)  # type: ignore[arg-type]
+    serve(rss([*posts([1, 2, 3, *range(5, 11)], **moved), retitled, fresh]))
+    notify(web)
+    assert announced(engine) == ["Post 10", "Post 11"]

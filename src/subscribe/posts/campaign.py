@@ -79,12 +79,16 @@ def _unrecognised(session: Session, feed: Feed, *, max_new: int) -> FeedPlan:
     and only when it is dated after the last run (or has no date) and no post of that
     title went out before."""
     newest = feed.entries[-1]
-    published = newest.spec.published_at
-    last = _last_seen(session, feed)
-    fresh = published is None or last is None or published > _as_aware(last) - _CLOCK_SLACK
+    fresh = _after(newest, _last_seen(session, feed))
     if fresh and max_new > 0 and not _announced_title(session, newest.spec.title):
         return FeedPlan(feed, [newest], feed.entries[:-1], max_new=max_new, rekeyed=True)
     return FeedPlan(feed, [], list(feed.entries), max_new=max_new, rekeyed=True)
+
+
+def _after(item: FeedItem, last: datetime | None) -> bool:
+    """Whether the entry may be newer than the last run (undated entries may)."""
+    published = item.spec.published_at
+    return published is None or last is None or published > _as_aware(last) - _CLOCK_SLACK
 
 
 def _as_aware(value: datetime) -> datetime:
@@ -117,6 +121,11 @@ def plan_feed(session: Session, feed: Feed, *, max_new: int = DEFAULT_MAX_NEW) -
     first_known = known.index(True)
     older = entries[:first_known]
     unseen = [item for item, was in zip(entries, known, strict=True) if not was][len(older) :]
+    if rekeyed:  # matched by title only: a retitled old post must not pass for a new one
+        last = _last_seen(session, feed)
+        stale = [item for item in unseen if not _after(item, last)]
+        unseen = [item for item in unseen if _after(item, last)]
+        older = [*older, *stale]
     over = max(0, len(unseen) - max_new)
     refresh = [
         key
@@ -139,11 +148,20 @@ def plan_feed(session: Session, feed: Feed, *, max_new: int = DEFAULT_MAX_NEW) -
 
 def _known_key(session: Session, item: FeedItem) -> PostSpec:
     """The entry's post, under the key it was announced with: a post stored under an
-    older spelling of the key is resumed, not announced a second time."""
+    older spelling of the key is resumed, not announced a second time; so is one
+    announced by hand (``notify --title --url``, the publish hook) with the entry's link
+    and title, which a feed with GUIDs of its own never matches by key."""
     for key in item.keys:
         if store.post_by_key(session, key=key) is not None:
             return replace(item.spec, key=key)
-    return item.spec
+    url = item.spec.url
+    variants = {url, url.rstrip("/"), url.rstrip("/") + "/"}
+    query = select(Post.key).where(
+        Post.url.in_(sorted(variants)),  # type: ignore[attr-defined]
+        func.lower(Post.title) == item.spec.title.lower(),
+    )
+    by_hand = session.exec(query.limit(1)).first()
+    return replace(item.spec, key=by_hand) if by_hand is not None else item.spec
 
 
 def announce(

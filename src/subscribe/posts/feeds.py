@@ -32,6 +32,9 @@ from subscribe.mail.dates import format_date
 from . import feeddates, identity, jsonfeed, summaries
 
 MAX_CATEGORIES = 10
+# Titles that say an entry has none: the email is better titled by its text or date.
+_PLACEHOLDER_TITLES = frozenset({"untitled", "(untitled)", "(no title)", "no title"})
+_TUMBLR_TITLES = frozenset({"photo", "video", "audio", "quote", "link", "chat", "answer"})
 _FEED_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "application/rdf+xml"})
 _JSON_FEED_TYPES = frozenset({"application/feed+json", "application/json"})
 _IGNORED_CATEGORIES = frozenset({"uncategorized", "uncategorised"})  # WordPress' default
@@ -309,11 +312,12 @@ def _title(
     *,
     language: str = "en",
     timezone: str = "UTC",
+    placeholders: frozenset[str] | set[str] = frozenset(),
 ) -> str:
     raw = _text(entry.get("title"))
     title = raw if _is_plain(entry.get("title_detail")) else summaries.plain_text(raw)
     title = one_line(title)
-    if title:
+    if title and title.casefold() not in placeholders:
         return title
     # Untitled (micro.blog, Scripting News): the start of the text, else the date.
     if text:
@@ -333,13 +337,32 @@ def _entries(fetched: _Fetched, parsed: Mapping[str, Any], *, language: str, tim
         else:
             found.append((entry, link))
     shared = Counter(identity.normalise_link(link) for _, link in found)
+    # A GUID that several entries with different links share (the site's address, "0",
+    # a template's constant) names none of them: those entries are known by their link.
+    guid_links: dict[str, set[str]] = {}
+    for entry, link in found:
+        guid = identity.normalise_key(_text(entry.get("id")).strip())
+        guid_links.setdefault(guid, set()).add(identity.normalise_link(link))
+    useless = {guid for guid, links in guid_links.items() if guid and len(links) > 1}
+    generator = _text(parsed.get("feed", {}).get("generator")).lower()
+    placeholders = _PLACEHOLDER_TITLES | (_TUMBLR_TITLES if "tumblr" in generator else set())
     dated: list[tuple[datetime | None, int, FeedItem]] = []
     taken: set[str] = set()
     for position, (entry, link) in enumerate(found):
         published = _published(entry)
         excerpt, content = _summary(entry, _text(entry.get("title")), link)
-        title = _title(entry, excerpt.text, published, link, language=language, timezone=timezone)
+        title = _title(
+            entry,
+            excerpt.text,
+            published,
+            link,
+            language=language,
+            timezone=timezone,
+            placeholders=placeholders,
+        )
         guid = _text(entry.get("id")).strip()
+        if identity.normalise_key(guid) in useless:
+            guid = ""
         key = identity.entry_key(
             guid, link, title, link_is_shared=shared[identity.normalise_link(link)] > 1
         )
