@@ -377,3 +377,21 @@ def test_a_migration_that_also_retitled_an_old_post(web: str, engine: Engine) ->
     serve(rss([*posts([1, 2, 3, *range(5, 11)], **moved), retitled, fresh]))
     notify(web)
     assert announced(engine) == ["Post 10", "Post 11"]
+
+
+def test_the_same_feed_at_a_new_address_sends_nothing_twice(web: str, engine: Engine) -> None:
+    """cron pointed at the blog's new feed URL (a FeedBurner address, /rss.xml for /feed/):
+    a first run for that address, whose newest entry was announced through the old one."""
+    serve(rss(posts(range(1, 6))))
+    notify(web)
+    output = notify(web.replace("/feed/", "/rss.xml"))
+    assert "announced:" not in output
+    assert announced(engine) == ["Post 5"]
+    serve(rss(posts(range(1, 7))))
+    notify(web.replace("/feed/", "/rss.xml"))
+    assert announced(engine) == ["Post 5", "Post 6"]
+    with Session(engine) as session:
+        deliveries = session.scalar(
+            sa.text("SELECT count(*) FROM delivery WHERE post_id IS NOT NULL")
+        )
+    assert deliveries == 2  # one reader, two posts
