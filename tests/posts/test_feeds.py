@@ -379,3 +379,29 @@ def test_duplicates_and_a_guid_every_entry_shares(tmp_path: Path) -> None:
     assert [(s.entry, s.reason) for s in read.skipped] == [
         ("b", "the same entry as another one in the feed")
     ]
+
+
+@pytest.mark.parametrize(
+    ("written", "utc"),
+    [
+        ("Sun, 29 Nov 2026 23:30:00 CET", "2026-11-29 22:30"),
+        ("Sun, 29 Nov 2026 23:30:00 MET", "2026-11-29 22:30"),  # feedparser knows this one
+        ("Sun, 29 Nov 2026 23:30:00 JST", "2026-11-29 14:30"),
+        ("Sun, 29 Nov 2026 23:30:00 ACST", "2026-11-29 14:00"),
+        ("Di., 1. Dez. 2026 08:00:00 +0100", "2026-12-01 07:00"),
+        ("1 grudnia 2026", "2026-12-01 00:00"),
+        ("30 décembre 2026", "2026-12-30 00:00"),
+    ],
+)
+def test_a_date_in_a_zone_or_language_feedparser_misreads(
+    tmp_path: Path, written: str, utc: str
+) -> None:
+    path = tmp_path / "feed.xml"
+    path.write_text(
+        '<rss version="2.0"><channel><title>t</title><item><title>T</title>'
+        f"<link>https://b.example.org/t</link><pubDate>{written}</pubDate></item>"
+        "</channel></rss>",
+        encoding="utf-8",
+    )
+    published = read_feed(str(path)).entries[0].spec.published_at
+    assert published is not None and f"{published:%Y-%m-%d %H:%M}" == utc

@@ -147,12 +147,11 @@ _ENGLISH_MONTHS = {
     )
 }
 _MONTH_NUMBERS = {english: number for number, english in enumerate(_MONTHS, start=1)}
-# Zone names feedparser does not know (it takes them for UTC); the ambiguous IST is left out.
+# Zone names feedparser does not know (it takes them for UTC; it does know MET and MEST);
+# the ambiguous IST is left out.
 _ZONES = {
     "CET": 1,
     "CEST": 2,
-    "MET": 1,
-    "MEST": 2,
     "BST": 1,
     "WET": 0,
     "WEST": 1,
@@ -229,7 +228,9 @@ def parse(value: str) -> datetime | None:
 
 
 def corrected(value: str, parsed: datetime) -> datetime:
-    """feedparser's reading of ``value``, moved by a zone name it took for UTC."""
+    """feedparser's reading of ``value``, unless it ends in a zone name feedparser takes
+    for UTC: then ours, which knows the zone."""
     zone = _ZONE_AT_END.search(value.strip())
-    offset = _ZONES.get(zone.group(1)) if zone else None
-    return parsed - timedelta(hours=offset) if offset else parsed
+    if zone and zone.group(1) in _ZONES:
+        return parse(value) or parsed
+    return parsed
