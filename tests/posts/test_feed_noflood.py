@@ -395,3 +395,23 @@ def test_the_same_feed_at_a_new_address_sends_nothing_twice(web: str, engine: En
             sa.text("SELECT count(*) FROM delivery WHERE post_id IS NOT NULL")
         )
     assert deliveries == 2  # one reader, two posts
+
+
+def test_an_entry_with_a_huge_title_and_link(web: str, engine: Engine) -> None:
+    """A whole paragraph for a title, a link with a long query, a GUID of 3,000 characters:
+    stored (PostgreSQL refuses what is longer than its columns) and announced once; a link
+    longer than any real one is skipped, and the dry run says why."""
+    query = "?" + "&".join(f"k{i}=v" for i in range(150))
+    long = Entry(2, title="Very " * 700 + "{n}", query=query, guid="none")
+    body = rss([Entry(1), long]).replace(
+        b"<pubDate>", b"<guid>" + b"g" * 3000 + b"</guid><pubDate>", 1
+    )
+    serve(body)
+    notify(web)
+    assert "Nothing new in the feed." in notify(web)
+    [title] = announced(engine)
+    assert title.startswith("Very Very") and title.endswith("\u2026") and len(title) <= 300
+    endless = Entry(3, query="?" + "&".join(f"k{i}=v" for i in range(400)))
+    serve(rss([Entry(1), long, endless]))
+    dry = run("notify", "--feed", web, "--dry-run")
+    assert "skipped: Post 3: its link is longer than 1500 characters" in dry.stdout

@@ -11,6 +11,7 @@ loudly. A web page that advertises its feed is followed, as feed readers do.
 from __future__ import annotations
 
 import calendar
+import hashlib
 import io
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -32,6 +33,11 @@ from subscribe.mail.dates import format_date
 from . import feeddates, identity, jsonfeed, summaries
 
 MAX_CATEGORIES = 10
+# What fits the store (post.title is 500 characters, keys and URLs 2000) with room for
+# the keys made of a link and a title: a title is cut at a word, a longer link or image
+# address is none, a longer GUID is known by its digest.
+MAX_TITLE = 300
+MAX_LINK = 1500
 # Titles that say an entry has none: the email is better titled by its text or date.
 _PLACEHOLDER_TITLES = frozenset({"untitled", "(untitled)", "(no title)", "no title"})
 _TUMBLR_TITLES = frozenset({"photo", "video", "audio", "quote", "link", "chat", "answer"})
@@ -218,6 +224,8 @@ def _link(entry: Mapping[str, Any], base: str) -> tuple[str, str]:
         host = urlsplit(link).hostname
     except ValueError:
         host = None
+    if len(link) > MAX_LINK:
+        return "", f"its link is longer than {MAX_LINK} characters"
     if not identity.is_web_url(link) or not host:
         if not base and not identity.is_web_url(raw):
             return "", f"its link {raw!r} is relative and the feed has no address to resolve it"
@@ -303,11 +311,18 @@ def _title(
     title = raw if _is_plain(entry.get("title_detail")) else summaries.plain_text(raw)
     title = one_line(title)
     if title and title.casefold() not in placeholders:
-        return title
+        return _shortened(title)
     # Untitled (micro.blog, Scripting News): the start of the text, else the date.
     if text:
         return summaries.title_from_text(text)
-    return format_date(published, language, timezone) or link
+    return format_date(published, language, timezone) or _shortened(link)
+
+
+def _shortened(title: str) -> str:
+    if len(title) <= MAX_TITLE:
+        return title
+    space = title.rfind(" ", 0, MAX_TITLE)
+    return title[: space if space > MAX_TITLE // 2 else MAX_TITLE].rstrip(" ,;:") + "\u2026"
 
 
 def _entries(fetched: _Fetched, parsed: Mapping[str, Any], *, language: str, timezone: str) -> Feed:
@@ -348,6 +363,8 @@ def _entries(fetched: _Fetched, parsed: Mapping[str, Any], *, language: str, tim
         guid = _text(entry.get("id")).strip()
         if identity.normalise_key(guid) in useless:
             guid = ""
+        elif len(guid) > MAX_LINK:
+            guid = "sha256:" + hashlib.sha256(guid.encode()).hexdigest()
         key = identity.entry_key(
             guid, link, title, link_is_shared=shared[identity.normalise_link(link)] > 1
         )
@@ -366,7 +383,7 @@ def _entries(fetched: _Fetched, parsed: Mapping[str, Any], *, language: str, tim
             body_html=excerpt.html,
             published_at=published,
             categories=_categories(entry),
-            image_url=_image(entry, content, link),
+            image_url=image if len(image := _image(entry, content, link)) <= 2000 else "",
         )
         # How the entry was written before keys were normalised: ``entry.id or link``.
         legacy = guid or _text(entry.get("link")).strip()
