@@ -415,3 +415,20 @@ def test_an_entry_with_a_huge_title_and_link(web: str, engine: Engine) -> None:
     serve(rss([Entry(1), long, endless]))
     dry = run("notify", "--feed", web, "--dry-run")
     assert "skipped: Post 3: its link is longer than 1500 characters" in dry.stdout
+
+
+def test_links_percent_encoded_after_an_update_are_the_same_posts(web: str, engine: Engine) -> None:
+    """Half the slugs are French: an engine update that starts escaping them (or stops)
+    must not make those look new while the others still match."""
+
+    def french(n: int, escaped: bool) -> Entry:
+        slug = "caf%C3%A9-cr%C3%A8me-{n}" if escaped else "café-crème-{n}"
+        return Entry(n, guid="link", path="/{n}/" + (slug if n % 2 else "post-{n}") + "/")
+
+    serve(rss([french(n, escaped=False) for n in range(1, 11)]))
+    notify(web)
+    serve(rss([french(n, escaped=True) for n in range(1, 11)]))
+    assert "Nothing new in the feed." in notify(web)
+    serve(rss([french(n, escaped=False) for n in range(1, 12)]))
+    notify(web)
+    assert announced(engine) == ["Post 10", "Post 11"]
