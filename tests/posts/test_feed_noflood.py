@@ -432,3 +432,34 @@ def test_links_percent_encoded_after_an_update_are_the_same_posts(web: str, engi
     serve(rss([french(n, escaped=False) for n in range(1, 12)]))
     notify(web)
     assert announced(engine) == ["Post 10", "Post 11"]
+
+
+def test_an_old_post_with_a_new_guid_and_a_new_title(web: str, engine: Engine) -> None:
+    """A post edited in an engine that gives the edit a GUID of its own: same link, same
+    date, new title: the same post."""
+    serve(rss(posts(range(1, 11))))
+    notify(web)
+    edited = Entry(6, guid="uuid", title="Post {n}: the second draft")
+    serve(rss([*posts([1, 2, 3, 4, 5, 7, 8, 9, 10]), edited]))
+    assert "Nothing new in the feed." in notify(web)
+    assert announced(engine) == ["Post 10"]
+
+
+def test_guids_made_up_on_every_build_add_no_rows_run_after_run(web: str, engine: Engine) -> None:
+    def build(number: int) -> bytes:
+        return rss(posts(range(1, 11), guid="none", extra=f"<guid>b{number}{{path}}</guid>"))
+
+    def rows() -> int:
+        with Session(engine) as session:
+            return session.scalar(sa.text("SELECT count(*) FROM feedentry"))
+
+    serve(build(1))
+    notify(web)
+    serve(build(2))
+    notify(web)
+    after_two = rows()
+    for number in range(3, 6):
+        serve(build(number))
+        assert "Nothing new in the feed." in notify(web)
+    assert rows() == after_two
+    assert announced(engine) == ["Post 10"]

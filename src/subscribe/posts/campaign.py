@@ -127,11 +127,15 @@ def plan_feed(session: Session, feed: Feed, *, max_new: int = DEFAULT_MAX_NEW) -
         unseen = [item for item in unseen if _after(item, last)]
         older = [*older, *stale]
     over = max(0, len(unseen) - max_new)
+    # Seen entries' titles, where an older version recorded none (the fallback needs
+    # them); after a migration matched by title, every new key, so that the next run
+    # matches by GUID or link again. Never a seen entry's GUID otherwise: a feed that
+    # makes up new GUIDs on every build would add rows on every run.
     refresh = [
         key
         for item, was in zip(entries, known, strict=True)
         if was
-        for key in item.record
+        for key in (item.record if rekeyed else item.fallback)
         if key not in seen
     ]
     return FeedPlan(

@@ -388,9 +388,12 @@ def _entries(fetched: _Fetched, parsed: Mapping[str, Any], *, language: str, tim
         # How the entry was written before keys were normalised: ``entry.id or link``.
         legacy = guid or _text(entry.get("link")).strip()
         alias = identity.move_alias(link, title)
-        keys = tuple(dict.fromkeys(k for k in (key, legacy, alias) if k))
+        # Path and date: the same post when its GUID and its title changed together.
+        dated_alias = identity.dated_alias(link, published) if published else ""
+        keys = tuple(dict.fromkeys(k for k in (key, legacy, alias, dated_alias) if k))
         fallback = (identity.title_key(title),)
-        item = FeedItem(spec, keys, (key, alias, *fallback), fallback)
+        record = tuple(k for k in (key, alias, dated_alias, *fallback) if k)
+        item = FeedItem(spec, keys, record, fallback)
         dated.append((published, -position, item))
     # Oldest first: by date where every entry has one, else feeds list the newest first.
     if all(published for published, _, _ in dated):

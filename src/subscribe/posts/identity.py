@@ -15,6 +15,7 @@ to a new domain match the entries seen before it.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 # Query parameters that only say where a click came from, never which page it is.
@@ -104,6 +105,13 @@ def entry_key(guid: str, link: str, title: str, *, link_is_shared: bool) -> str:
 def move_alias(link: str, title: str) -> str:
     """The entry's path and title, host left out: what survives a move to a new domain."""
     return f"moved:{normalise_link(link, keep_host=False)} {title}"
+
+
+def dated_alias(link: str, published: datetime) -> str:
+    """The entry's path and the second it was published: what survives a new GUID and an
+    edited title at once (host left out, as in the move alias)."""
+    stamp = published.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"at:{normalise_link(link, keep_host=False)} {stamp}"
 
 
 def title_key(title: str) -> str:
