@@ -388,8 +388,10 @@ def _entries(fetched: _Fetched, parsed: Mapping[str, Any], *, language: str, tim
         # How the entry was written before keys were normalised: ``entry.id or link``.
         legacy = guid or _text(entry.get("link")).strip()
         alias = identity.move_alias(link, title)
-        # Path and date: the same post when its GUID and its title changed together.
-        dated_alias = identity.dated_alias(link, published) if published else ""
+        # Path and date: the same post when its GUID and its title changed together (not
+        # for a link several entries share: a home page, a podcast's one page).
+        is_shared = shared[identity.normalise_link(link)] > 1
+        dated_alias = identity.dated_alias(link, published) if published and not is_shared else ""
         keys = tuple(dict.fromkeys(k for k in (key, legacy, alias, dated_alias) if k))
         fallback = (identity.title_key(title),)
         record = tuple(k for k in (key, alias, dated_alias, *fallback) if k)
