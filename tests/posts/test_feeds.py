@@ -259,6 +259,7 @@ def test_youtube_mastodon_tumblr_wix_images_and_text() -> None:
     assert newest("tumblr.xml").image_url.endswith("/heron.jpg")
     assert feed("tumblr.xml").entries[0].spec.title.startswith("Three pens")
     assert newest("wix.xml").image_url.startswith("https://static.wixstatic.example/media/")
+    assert newest("hashnode.xml").image_url == "https://cdn.hashnode.example/res/cron-cover.png"
 
 
 def test_wordpress_com_guids_html_entities_and_the_avatar() -> None:

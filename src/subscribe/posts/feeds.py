@@ -268,7 +268,8 @@ def _summary(entry: Mapping[str, Any], title: str, base: str) -> tuple[summaries
 
 
 def _image(entry: Mapping[str, Any], content: str, base: str) -> str:
-    """media:content/thumbnail, an image enclosure, itunes:image, else the content's first."""
+    """media:content/thumbnail, an image enclosure, itunes:image (or JSON Feed's image,
+    Hashnode's cover), else the content's first."""
     candidates: list[Mapping[str, Any]] = []
     for media in entry.get("media_content") or []:
         kind = _text(media.get("type")) or _text(media.get("medium"))
@@ -281,6 +282,9 @@ def _image(entry: Mapping[str, Any], content: str, base: str) -> str:
     image = entry.get("image")
     if isinstance(image, Mapping):
         candidates.append({"url": image.get("href")})
+    cover = _text(entry.get("hashnode_coverimage"))  # Hashnode's own cover image element
+    if cover:
+        candidates.append({"url": cover})
     for candidate in candidates:
         url = urljoin(base, _text(candidate.get("url")).strip())
         width, height = candidate.get("width"), candidate.get("height")
