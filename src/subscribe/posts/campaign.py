@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, func, select
+from sqlmodel import Session, func, or_, select
 
 from subscribe.content import PostSpec
 from subscribe.db import store
@@ -67,8 +68,13 @@ def _last_seen(session: Session, feed: Feed) -> datetime | None:
     return session.exec(query).one()
 
 
+def _same_title(title: str) -> Any:
+    """Post.title is ``title``, any case (SQLite's lower() knows ASCII only: as written too)."""
+    return or_(Post.title == title, func.lower(Post.title) == title.lower())
+
+
 def _announced_title(session: Session, title: str) -> bool:
-    query = select(Post.id).where(func.lower(Post.title) == title.lower()).limit(1)
+    query = select(Post.id).where(_same_title(title)).limit(1)
     return session.exec(query).first() is not None
 
 
@@ -162,7 +168,7 @@ def _known_key(session: Session, item: FeedItem) -> PostSpec:
     variants = {url, url.rstrip("/"), url.rstrip("/") + "/"}
     query = select(Post.key).where(
         Post.url.in_(sorted(variants)),  # type: ignore[attr-defined]
-        func.lower(Post.title) == item.spec.title.lower(),
+        _same_title(item.spec.title),
     )
     by_hand = session.exec(query.limit(1)).first()
     return replace(item.spec, key=by_hand) if by_hand is not None else item.spec
