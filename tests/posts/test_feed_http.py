@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from subscribe.errors import SourceError
-from subscribe.posts.feeds import read_feed
+from subscribe.posts.feeds import Feed, read_feed
 
 RELATIVE_FEED = b"""<?xml version="1.0"?>
 <feed xmlns="http://www.w3.org/2005/Atom"><title>Releases</title><id>urn:releases</id>
@@ -61,6 +61,16 @@ ROUTES: dict[str, tuple[int, str, bytes]] = {
 
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        if self.path == "/picky.xml":  # a bot filter: no feed for python-httpx
+            agent = self.headers.get("User-Agent", "")
+            ok = agent.startswith("subscribe/") and "rss+xml" in self.headers.get("Accept", "")
+            body = (FEEDS / "bearblog.xml").read_bytes() if ok else b"Forbidden"
+            self.send_response(200 if ok else 403)
+            self.send_header("Content-Type", "application/atom+xml" if ok else "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if self.path == "/old-feed":  # moved permanently, as a blog's host does
             self.send_response(301)
             self.send_header("Location", "/project/feed.atom")
@@ -143,3 +153,11 @@ def test_a_feed_served_as_the_wrong_type_is_read_as_what_it_is(
 def test_a_page_naming_a_json_feed_and_rss_is_followed_to_the_rss(web: str) -> None:
     read = read_feed(f"{web}/json-home/")
     assert read.identity == f"{web}/utf8-as-text-xml"
+
+
+def test_the_request_names_us_and_asks_for_a_feed(web: str) -> None:
+    assert newest_title(read_feed(f"{web}/picky.xml")) == "Fewer tabs"
+
+
+def newest_title(read: Feed) -> str:
+    return read.entries[-1].spec.title

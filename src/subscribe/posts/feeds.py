@@ -102,10 +102,30 @@ class _Fetched:
     content_type: str
 
 
+def _request_headers() -> dict[str, str]:
+    """Who asks and for what: hosts behind a bot filter (Cloudflare in front of Medium,
+    Substack, many WordPress sites) refuse httpx's default ``python-httpx`` agent."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("subscribe")
+    except PackageNotFoundError:
+        ours = "dev"
+    return {
+        "User-Agent": f"subscribe/{ours} (newsletter feed reader)",
+        "Accept": (
+            "application/rss+xml, application/atom+xml, application/feed+json, "
+            "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8"
+        ),
+    }
+
+
 def _fetch(location: str) -> _Fetched:
     if identity.is_web_url(location):
         try:
-            response = httpx.get(location, timeout=20, follow_redirects=True)
+            response = httpx.get(
+                location, headers=_request_headers(), timeout=20, follow_redirects=True
+            )
             response.raise_for_status()
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise SourceError(f"cannot fetch the feed {location}: {exc}") from None
