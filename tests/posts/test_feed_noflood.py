@@ -466,3 +466,11 @@ def test_guids_made_up_on_every_build_add_no_rows_run_after_run(web: str, engine
         assert "Nothing new in the feed." in notify(web)
     assert rows() == after_two
     assert announced(engine) == ["Post 10"]
+
+
+def test_a_first_run_on_an_empty_feed_then_a_full_one(web: str, engine: Engine) -> None:
+    serve(rss([]))  # a new blog, or a host that served an empty channel that day
+    assert "Nothing new in the feed." in notify(web)
+    serve(rss(posts(range(1, 21))))
+    notify(web)
+    assert announced(engine) == ["Post 20"]
