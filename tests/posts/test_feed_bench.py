@@ -26,5 +26,6 @@ def test_bench_feeds_counts_the_corpus(tmp_path: Path) -> None:
     files = len(
         [p for p in corpus.iterdir() if p.suffix in {".xml", ".rdf", ".html", ".json", ".txt"}]
     )
-    # Five files are no feed (empty, garbage, a plain page, JSON, entries without links).
+    # Five files are no feed (empty, garbage, a plain page, JSON that is no JSON Feed,
+    # entries without links).
     assert f"feeds: exit 0 {files - 5}, clean errors 5, tracebacks 0 (target 0)" in result.stdout

@@ -120,7 +120,7 @@ def test_a_run_announces_at_most_feed_max_new(
 
 
 @pytest.mark.parametrize(
-    "name", ["empty.xml", "garbage.txt", "not-a-feed.html", "no-links.xml", "json-feed.json"]
+    "name", ["empty.xml", "garbage.txt", "not-a-feed.html", "no-links.xml", "not-a-feed.json"]
 )
 def test_not_a_feed_exits_1_with_one_line(name: str, readers: list[str]) -> None:
     result = run("notify", "--feed", str(FEEDS / name), "--yes")

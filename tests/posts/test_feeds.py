@@ -154,7 +154,7 @@ def test_a_moved_feed_gives_its_entries_the_same_keys() -> None:
         ("empty.xml", "is empty, not an RSS or Atom feed"),
         ("garbage.txt", "is not an RSS or Atom feed"),
         ("not-a-feed.html", "is a web page, not an RSS or Atom feed, and it names none"),
-        ("json-feed.json", "is JSON (a JSON Feed?), not an RSS or Atom feed"),
+        ("not-a-feed.json", "is JSON but no JSON Feed, nor an RSS or Atom feed"),
         ("no-links.xml", "none of its 2 entries can be announced (it has no link)"),
     ],
 )
@@ -202,3 +202,207 @@ def test_an_unusable_summary_gives_way_to_the_content(tmp_path: Path) -> None:
     assert entries[1].spec.body_html == "<p>The real <em>text</em>.</p>"
     # Untitled, no text and no date: the link is all there is to call it.
     assert entries[0].spec.title == "https://b.example.org/bare"
+
+
+@pytest.mark.parametrize(
+    ("name", "count", "title", "url"),
+    [
+        ("tumblr.xml", 2, "A heron at the canal, in ten lines.", "https://inkling-sketches.tumblr.example/post/733210000000000001/a-heron-at-the-canal-in-ten-lines"),
+        ("squarespace.xml", 2, "Glaze tests, round three", "https://www.ferncliffpottery.example/journal/glaze-tests-round-three"),
+        ("wordpress-com.xml", 2, "Anemones at low tide", "https://tidepoolnotes.wordpress.example/2026/12/01/anemones-at-low-tide/"),
+        ("feedburner.xml", 2, "Grafting season", "https://orchardlog.example.net/2026/11/grafting-season.html?utm_source=feedburner&utm_medium=feed&utm_campaign=Feed%3A+OrchardLog"),
+        ("youtube.xml", 2, "Flattening a warped board by hand", "https://www.youtube.example/watch?v=Q1w2E3r4T5y"),
+        ("mastodon.xml", 2, "New post on the blog: why the allotment shed has a green roof now.", "https://toot.social.example/@rowan/113570000000000001"),
+        ("writefreely.xml", 2, "On keeping a paper diary", "https://write.as.example/slownotes/on-keeping-a-paper-diary"),
+        ("bearblog.xml", 2, "Fewer tabs", "https://quietdesk.bearblog.example/less-tabs/"),
+        ("atom-xhtml.xml", 2, "Dry-stone walls & why they stand", "https://terrace.field.example/posts/dry-stone/"),
+        ("devto.xml", 1, "Why my tests got 4x faster", "https://dev.to.example/priya_k/why-my-tests-got-4x-faster-2b9k"),
+        ("hashnode.xml", 1, "Retiring our cron server", "https://lamplight.hashnode.example/retiring-our-cron-server"),
+        ("drupal.xml", 2, "Winter market opening hours", "https://parish.drupal.example/node/731"),
+        ("astro.xml", 2, "Islands, explained with a ferry timetable", "https://starboard.site.example/blog/islands/"),
+        ("pelican.xml", 2, "Boiling points at altitude", "https://kettlelogic.example.net/boiling-points-at-altitude.html"),
+        ("wix.xml", 2, "Breathing before the class starts", "https://www.harbouryoga.example/post/breathing-before-the-class-starts"),
+        ("buttondown.xml", 2, "Issue 48: risograph season", "https://buttondown.example/themargin/archive/issue-48-risograph-season/"),
+        ("blogger-rss.xml", 2, "Rye, and why it sticks", "https://flourandwater.blogspot.example/2026/12/rye-and-why-it-sticks.html"),
+        ("json-feed-1.0.json", 3, "First snow", "https://pocketweather.blog.example/2026/12/01/first-snow/"),
+        ("json-feed-1.1.json", 2, "Version 3", "https://tiny.releases.example/2026/v3/"),
+        ("json-feed.json", 1, "Hi", "https://j.blog.example/1"),
+    ],
+)  # fmt: skip
+def test_more_engines_newest_entry(name: str, count: int, title: str, url: str) -> None:
+    read = feed(name)
+    assert (len(read.entries), read.skipped) == (count, [])
+    assert (read.entries[-1].spec.title, read.entries[-1].spec.url) == (title, url)
+
+
+def test_feedburner_links_are_the_posts_own() -> None:
+    keys = [item.spec.key for item in feed("feedburner.xml").entries]
+    assert keys == [
+        "orchardlog.example.net/2026/11/pruning.html",
+        "orchardlog.example.net/2026/11/grafting-season.html",
+    ]
+    post = newest("feedburner.xml")
+    assert "feedproxy" not in post.url and "feedburner" not in post.body_html
+    # PST is eight hours behind UTC.
+    assert post.published_at is not None and post.published_at.hour == 15
+
+
+def test_youtube_mastodon_tumblr_wix_images_and_text() -> None:
+    video = newest("youtube.xml")
+    assert video.image_url == "https://i1.ytimg.example/vi/Q1w2E3r4T5y/hqdefault.jpg"
+    assert video.summary.startswith("Winding sticks, a jack plane and twenty minutes.")
+    toot = newest("mastodon.xml")
+    assert toot.image_url == "https://files.social.example/media_attachments/files/roof.jpg"
+    assert toot.categories == ("gardening",)
+    assert feed("mastodon.xml").entries[0].spec.title == "Frost on the leeks this morning"
+    # Tumblr's "Photo" is no title; a real one that happens to be a sentence is kept.
+    assert newest("tumblr.xml").image_url.endswith("/heron.jpg")
+    assert feed("tumblr.xml").entries[0].spec.title.startswith("Three pens")
+    assert newest("wix.xml").image_url.startswith("https://static.wixstatic.example/media/")
+    assert newest("hashnode.xml").image_url == "https://cdn.hashnode.example/res/cron-cover.png"
+
+
+def test_wordpress_com_guids_html_entities_and_the_avatar() -> None:
+    post = newest("wordpress-com.xml")
+    assert post.key == "tidepoolnotes.wordpress.example?p=412"
+    assert post.summary == (
+        "The tide went out further than the tables said\u00a0\u2014 and the anemones were "
+        "everywhere."
+    )
+    assert post.categories == ("anemones",)  # "Uncategorized" says nothing
+    assert post.image_url == "https://tidepoolnotes.files.wordpress.example/2026/12/anemone.jpg"
+
+
+def test_atom_xhtml_title_summary_and_relative_image() -> None:
+    post = newest("atom-xhtml.xml")
+    assert post.summary == "No mortar, only friction and gravity."
+    assert "<strong>friction</strong>" in post.body_html
+    assert post.image_url == "https://terrace.field.example/posts/dry-stone/wall.jpg"
+
+
+_ENCODED = [
+    ("rss091-cp1252.xml", "Espresso \u2013 the long way round"),
+    ("rss092-latin1.xml", "Les f\u00e8ves d'hiver"),
+    ("cp1252-as-utf8.xml", "Caf\u00e9 \u201cnotes\u201d"),
+    ("bom.xml", "\u00dcber Umlaute"),
+    ("undeclared-entities.xml", "Caf\u00e9 chairs \u2014 repaired"),
+]
+_ENCODED_SUMMARIES = [
+    "Grind, tamp, wait\u00a0\u2026 and \u00bd a cup spilled.",
+    "Sem\u00e9es en novembre, r\u00e9colt\u00e9es en mai.",
+    "Cr\u00e8me br\u00fbl\u00e9e \u2013 twice.",
+    "\u00c4rger mit \u00d6l.",
+    "Glue, clamps\u00a0& a week\u2026",
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "title", "summary"),
+    [(*named, summary) for named, summary in zip(_ENCODED, _ENCODED_SUMMARIES, strict=True)],
+)
+def test_encodings_and_entities(name: str, title: str, summary: str) -> None:
+    """Windows-1252 and ISO-8859-1, declared or not, a BOM, HTML entities XML lacks."""
+    post = newest(name)
+    assert (post.title, post.summary) == (title, summary)
+
+
+def test_rss_091_without_guids_or_dates_keeps_the_feeds_order() -> None:
+    entries = feed("rss091-cp1252.xml").entries
+    assert [item.spec.published_at for item in entries] == [None, None]
+    assert [item.spec.key for item in entries] == [
+        "almanac.cafe.example/archives/000211.html",
+        "almanac.cafe.example/archives/000212.html",
+    ]
+
+
+def test_dates_as_blogs_write_them() -> None:
+    entries = feed("odd-dates.xml").entries
+    found = {item.spec.title: item.spec.published_at for item in entries}
+    assert {title: f"{date:%Y-%m-%d %H:%M}" for title, date in found.items() if date} == {
+        "Named zone": "2026-11-23 14:00",  # EST
+        "Two-digit year": "2026-11-24 16:00",  # PDT
+        "No zone": "2026-11-25 09:00",  # taken for UTC
+        "ISO without seconds": "2026-11-26 08:00",
+        "German month": "2026-11-27 08:00",
+        "French month": "2026-11-28 08:00",
+        "Zone feedparser does not know": "2026-11-29 08:00",  # CET
+        "Written out": "2026-11-30 00:00",
+        "Spanish, December": "2026-12-01 09:00",
+    }
+    assert [item.spec.title for item in entries][-1] == "Spanish, December"  # oldest first
+
+
+def test_json_feed_1_0_and_1_1() -> None:
+    entries = feed("json-feed-1.0.json").entries
+    assert [item.spec.key for item in entries] == ["1033", "1040", "1045"]  # numeric ids
+    snow = entries[-1].spec
+    assert snow.summary == "Two centimetres on the balcony rail."
+    assert snow.image_url == "https://pocketweather.blog.example/img/snow.jpg"
+    assert snow.categories == ("winter", "snow")
+    assert entries[1].spec.title == "Fog until noon."  # untitled: its first sentence
+    assert entries[0].spec.url == "https://met.office.example/winter-outlook"  # external_url
+    v3 = newest("json-feed-1.1.json")
+    assert v3.image_url == "https://tiny.releases.example/img/v3.png"
+    assert v3.published_at is not None and v3.published_at.day == 30  # published, not modified
+
+
+def test_blogger_atom_and_rss_give_one_post_one_key() -> None:
+    atom = {item.spec.title: item.spec.key for item in feed("blogger.xml").entries}
+    rss = {item.spec.title: item.spec.key for item in feed("blogger-rss.xml").entries}
+    assert atom["A loaf in four steps"] == rss["A loaf in four steps"]
+
+
+def test_an_untitled_entry_is_titled_by_its_date_in_the_sites_language(tmp_path: Path) -> None:
+    path = tmp_path / "feed.xml"
+    path.write_text(
+        '<rss version="2.0"><channel><title>t</title>'
+        "<item><link>https://b.example.org/photo</link>"
+        "<pubDate>Mon, 30 Nov 2026 23:30:00 +0000</pubDate></item></channel></rss>"
+    )
+    assert read_feed(str(path)).entries[0].spec.title == "November 30, 2026"
+    german = read_feed(str(path), language="de", timezone="Europe/Berlin")
+    assert german.entries[0].spec.title == "1. Dezember 2026"  # already December in Berlin
+    assert read_feed(str(path), language="pl").entries[0].spec.title == "30 listopada 2026"
+
+
+def test_duplicates_and_a_guid_every_entry_shares(tmp_path: Path) -> None:
+    path = tmp_path / "feed.xml"
+    item = "<item><title>{t}</title><link>https://b.example.org/{t}</link><guid>{g}</guid></item>"
+    items = [("a", "https://b.example.org/"), ("b", "https://b.example.org/"), ("b", "x")]
+    path.write_text(
+        '<rss version="2.0"><channel><title>t</title>'
+        + "".join(item.format(t=t, g=g) for t, g in items)
+        + "</channel></rss>"
+    )
+    read = read_feed(str(path))
+    # The site's address is no GUID; two entries at one link are told apart by title.
+    assert [i.spec.key for i in read.entries] == ["b.example.org/b b", "b.example.org/a"]
+    assert [(s.entry, s.reason) for s in read.skipped] == [
+        ("b", "the same entry as another one in the feed")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("written", "utc"),
+    [
+        ("Sun, 29 Nov 2026 23:30:00 CET", "2026-11-29 22:30"),
+        ("Sun, 29 Nov 2026 23:30:00 MET", "2026-11-29 22:30"),  # feedparser knows this one
+        ("Sun, 29 Nov 2026 23:30:00 JST", "2026-11-29 14:30"),
+        ("Sun, 29 Nov 2026 23:30:00 ACST", "2026-11-29 14:00"),
+        ("Di., 1. Dez. 2026 08:00:00 +0100", "2026-12-01 07:00"),
+        ("1 grudnia 2026", "2026-12-01 00:00"),
+        ("30 décembre 2026", "2026-12-30 00:00"),
+    ],
+)
+def test_a_date_in_a_zone_or_language_feedparser_misreads(
+    tmp_path: Path, written: str, utc: str
+) -> None:
+    path = tmp_path / "feed.xml"
+    path.write_text(
+        '<rss version="2.0"><channel><title>t</title><item><title>T</title>'
+        f"<link>https://b.example.org/t</link><pubDate>{written}</pubDate></item>"
+        "</channel></rss>",
+        encoding="utf-8",
+    )
+    published = read_feed(str(path)).entries[0].spec.published_at
+    assert published is not None and f"{published:%Y-%m-%d %H:%M}" == utc

@@ -56,3 +56,14 @@ def test_same_feed_under_another_spelling() -> None:
     assert identity.same_feed("http://www.b.example/feed/", "https://b.example/feed")
     assert not identity.same_feed("https://b.example/feed", "https://b.example/other")
     assert not identity.same_feed("/srv/feed.xml", "/srv/other.xml")
+
+
+def test_percent_encoded_and_plain_paths_are_one_link() -> None:
+    encoded = identity.normalise_link("https://blog.example.org/2026/caf%C3%A9-cr%c3%a8me/")
+    assert encoded == identity.normalise_link("https://blog.example.org/2026/café-crème")
+    assert encoded == "blog.example.org/2026/café-crème"
+    # A key stored escaped (by the previous normalisation) still matches.
+    assert encoded in identity.expand_seen(["blog.example.org/2026/caf%C3%A9-cr%C3%A8me"])
+    assert "moved:/2026/café-crème Café" in identity.expand_seen(
+        ["moved:/2026/caf%C3%A9-cr%C3%A8me Café"]
+    )

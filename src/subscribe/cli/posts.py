@@ -72,7 +72,7 @@ def _sources(
     location = feed or settings.feed_url
     if not location:
         raise SourceError("--feed needs a URL or file (or set SUBSCRIBE_FEED_URL)")
-    source = read_feed(location)
+    source = read_feed(location, language=settings.language, timezone=settings.timezone)
     if source.followed_from:
         typer.echo(
             f"{source.followed_from} is a web page; reading the feed it names: {source.identity}"
@@ -182,6 +182,19 @@ def _describe_feed_plan(plan: NotifyPlan, *, dry_run: bool) -> None:
             f"{len(feed_plan.announce) + feed_plan.capped} new entries in the feed: only the "
             f"newest {len(feed_plan.announce)} (SUBSCRIBE_FEED_MAX_NEW={feed_plan.max_new}) "
             f"{verb} announced; the {feed_plan.capped} older ones {verb} recorded as seen"
+        )
+    verb = "would be" if dry_run else "are"
+    if feed_plan.rekeyed:
+        typer.echo(
+            "No entry of the feed has a GUID or link seen before (a new blog engine or "
+            "address?): entries are matched by title; what still looks new is announced "
+            "only when it is newer than the last run"
+        )
+    if feed_plan.older:
+        typer.echo(
+            f"{feed_plan.older} unseen entries are older than those seen before (the feed "
+            f"was short for a while, or they were re-published): they {verb} recorded as "
+            "seen, not announced"
         )
     if dry_run:
         for skipped in feed_plan.feed.skipped:

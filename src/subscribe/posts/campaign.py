@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, func, or_, select
 
 from subscribe.content import PostSpec
 from subscribe.db import store
-from subscribe.db.models import FeedEntry
+from subscribe.db.models import FeedEntry, Post
 from subscribe.sending.report import RunReport
 
 from . import identity
@@ -24,6 +25,9 @@ from .announce import Announcement, register_post
 from .feeds import Feed, FeedItem
 
 DEFAULT_MAX_NEW = 3  # SUBSCRIBE_FEED_MAX_NEW's default
+# How far before the last run an entry of an unrecognisable feed may be dated and still be
+# taken for new: feeds that give local time as UTC, a post dated when its draft began.
+_CLOCK_SLACK = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,38 +39,139 @@ class FeedPlan:
     pass_over: list[FeedItem]
     capped: int = 0  # new entries passed over because of the SUBSCRIBE_FEED_MAX_NEW cap
     max_new: int = DEFAULT_MAX_NEW
+    older: int = 0  # unseen entries older than every seen one: back catalogue, passed over
+    rekeyed: bool = False  # no entry matched by GUID or link: compared by title instead
+    refresh: tuple[str, ...] = ()  # seen entries' keys not recorded yet (new spellings)
+
+
+def _feed_rows(session: Session, feed: Feed) -> list[str]:
+    """The names this feed's entries are recorded under: any spelling of its address (a
+    feed moved to https or off ``www.`` is the same feed)."""
+    feeds = session.exec(select(FeedEntry.feed).distinct()).all()
+    return [name for name in feeds if identity.same_feed(name, feed.identity)]
 
 
 def seen_keys(session: Session, feed: Feed) -> set[str]:
-    """The keys recorded for this feed, under any spelling of its address (a feed moved to
-    https or off ``www.`` is the same feed), in their written and normalised forms."""
-    feeds = session.exec(select(FeedEntry.feed).distinct()).all()
+    """The keys recorded for this feed, under any spelling of its address, in their
+    written and normalised forms."""
     stored: set[str] = set()
-    for name in feeds:
-        if identity.same_feed(name, feed.identity):
-            stored |= store.seen_entry_keys(session, feed=name)
+    for name in _feed_rows(session, feed):
+        stored |= store.seen_entry_keys(session, feed=name)
     return identity.expand_seen(stored)
+
+
+def _last_seen(session: Session, feed: Feed) -> datetime | None:
+    names = _feed_rows(session, feed)
+    if not names:
+        return None
+    query = select(func.max(FeedEntry.seen_at)).where(FeedEntry.feed.in_(names))  # type: ignore[attr-defined]
+    return session.exec(query).one()
+
+
+def _same_title(title: str) -> Any:
+    """Post.title is ``title``, any case (SQLite's lower() knows ASCII only: as written too)."""
+    return or_(Post.title == title, func.lower(Post.title) == title.lower())
+
+
+def _announced_title(session: Session, title: str) -> bool:
+    query = select(Post.id).where(_same_title(title)).limit(1)
+    return session.exec(query).first() is not None
+
+
+def _unrecognised(session: Session, feed: Feed, *, max_new: int) -> FeedPlan:
+    """A feed none of whose entries matches anything seen before, not even by title: a
+    blog re-published under new GUIDs, links and titles, a feed that shows only its newest
+    entry, another blog at the same address. Like a first run, at most the newest entry,
+    and only when it is dated after the last run (or has no date) and no post of that
+    title went out before."""
+    newest = feed.entries[-1]
+    fresh = _after(newest, _last_seen(session, feed))
+    if fresh and max_new > 0 and not _announced_title(session, newest.spec.title):
+        return FeedPlan(feed, [newest], feed.entries[:-1], max_new=max_new, rekeyed=True)
+    return FeedPlan(feed, [], list(feed.entries), max_new=max_new, rekeyed=True)
+
+
+def _after(item: FeedItem, last: datetime | None) -> bool:
+    """Whether the entry may be newer than the last run (undated entries may)."""
+    published = item.spec.published_at
+    return published is None or last is None or published > _as_aware(last) - _CLOCK_SLACK
+
+
+def _as_aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def plan_feed(session: Session, feed: Feed, *, max_new: int = DEFAULT_MAX_NEW) -> FeedPlan:
     """The first run for a feed announces only its newest entry; later runs every unseen
     one, but never more than ``max_new`` (the newest): a feed whose entries all look new
-    (a move the keys could not follow) must not mail the whole back catalogue."""
+    (a move the keys could not follow) must not mail the whole back catalogue.
+
+    Unseen entries older than the oldest entry seen before are back catalogue, passed over:
+    a feed that was short (or empty) for a while and is whole again, a first run that saw
+    only the newest few. When no entry matches by GUID or link (every one changed at
+    once: a new blog engine), they are compared by title; when not even a title matches,
+    the run is a first run again (``_unrecognised``).
+    """
     seen = seen_keys(session, feed)
+    entries = feed.entries
     if not seen:
-        return FeedPlan(feed, feed.entries[-1:], feed.entries[:-1], max_new=max_new)
-    unseen = [item for item in feed.entries if seen.isdisjoint(item.keys)]
+        return FeedPlan(feed, entries[-1:], entries[:-1], max_new=max_new)
+    if not entries:
+        return FeedPlan(feed, [], [], max_new=max_new)
+    known = [not seen.isdisjoint(item.keys) for item in entries]
+    rekeyed = not any(known)
+    if rekeyed:
+        known = [not seen.isdisjoint(item.fallback) for item in entries]
+        if not any(known):
+            return _unrecognised(session, feed, max_new=max_new)
+    first_known = known.index(True)
+    older = entries[:first_known]
+    unseen = [item for item, was in zip(entries, known, strict=True) if not was][len(older) :]
+    if rekeyed:  # matched by title only: a retitled old post must not pass for a new one
+        last = _last_seen(session, feed)
+        stale = [item for item in unseen if not _after(item, last)]
+        unseen = [item for item in unseen if _after(item, last)]
+        older = [*older, *stale]
     over = max(0, len(unseen) - max_new)
-    return FeedPlan(feed, unseen[over:], unseen[:over], capped=over, max_new=max_new)
+    # Seen entries' titles, where an older version recorded none (the fallback needs
+    # them); after a migration matched by title, every new key, so that the next run
+    # matches by GUID or link again. Never a seen entry's GUID otherwise: a feed that
+    # makes up new GUIDs on every build would add rows on every run.
+    refresh = [
+        key
+        for item, was in zip(entries, known, strict=True)
+        if was
+        for key in (item.record if rekeyed else item.fallback)
+        if key not in seen
+    ]
+    return FeedPlan(
+        feed,
+        unseen[over:],
+        [*older, *unseen[:over]],
+        capped=over,
+        max_new=max_new,
+        older=len(older),
+        rekeyed=rekeyed,
+        refresh=tuple(dict.fromkeys(refresh)),
+    )
 
 
 def _known_key(session: Session, item: FeedItem) -> PostSpec:
     """The entry's post, under the key it was announced with: a post stored under an
-    older spelling of the key is resumed, not announced a second time."""
+    older spelling of the key is resumed, not announced a second time; so is one
+    announced by hand (``notify --title --url``, the publish hook) with the entry's link
+    and title, which a feed with GUIDs of its own never matches by key."""
     for key in item.keys:
         if store.post_by_key(session, key=key) is not None:
             return replace(item.spec, key=key)
-    return item.spec
+    url = item.spec.url
+    variants = {url, url.rstrip("/"), url.rstrip("/") + "/"}
+    query = select(Post.key).where(
+        Post.url.in_(sorted(variants)),  # type: ignore[attr-defined]
+        _same_title(item.spec.title),
+    )
+    by_hand = session.exec(query.limit(1)).first()
+    return replace(item.spec, key=by_hand) if by_hand is not None else item.spec
 
 
 def announce(
@@ -92,6 +197,7 @@ def announce(
 
 def record_passed_over(session: Session, plan: FeedPlan, *, now: datetime) -> None:
     keys = [key for item in plan.pass_over for key in item.record]
+    keys += [key for key in plan.refresh if key not in keys]
     store.mark_entries_seen(session, feed=plan.feed.identity, keys=keys, now=now)
     session.commit()
 

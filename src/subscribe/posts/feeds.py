@@ -1,4 +1,4 @@
-"""Reading a blog's feed (RSS 0.9x/1.0/2.0, Atom) into posts to announce.
+"""Reading a blog's feed (RSS 0.9x/1.0/2.0, Atom, JSON Feed) into posts to announce.
 
 feedparser does the parsing (and resolves relative links against ``xml:base`` and the
 address the feed was fetched from); this module decides what an entry means for a mailing
@@ -11,6 +11,7 @@ loudly. A web page that advertises its feed is followed, as feed readers do.
 from __future__ import annotations
 
 import calendar
+import hashlib
 import io
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -29,10 +30,19 @@ from subscribe.content import PostSpec, one_line
 from subscribe.errors import SourceError
 from subscribe.mail.dates import format_date
 
-from . import identity, summaries
+from . import feeddates, identity, jsonfeed, summaries
 
 MAX_CATEGORIES = 10
+# What fits the store (post.title is 500 characters, keys and URLs 2000) with room for
+# the keys made of a link and a title: a title is cut at a word, a longer link or image
+# address is none, a longer GUID is known by its digest.
+MAX_TITLE = 300
+MAX_LINK = 1500
+# Titles that say an entry has none: the email is better titled by its text or date.
+_PLACEHOLDER_TITLES = frozenset({"untitled", "(untitled)", "(no title)", "no title"})
+_TUMBLR_TITLES = frozenset({"photo", "video", "audio", "quote", "link", "chat", "answer"})
 _FEED_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "application/rdf+xml"})
+_JSON_FEED_TYPES = frozenset({"application/feed+json", "application/json"})
 _IGNORED_CATEGORIES = frozenset({"uncategorized", "uncategorised"})  # WordPress' default
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
 
@@ -44,6 +54,9 @@ class FeedItem:
     spec: PostSpec
     keys: tuple[str, ...]  # spec.key first, then older spellings and the move alias
     record: tuple[str, ...]  # the keys to write once it is announced or passed over
+    # Compared only when none of the feed's entries matches by ``keys`` (a feed whose
+    # GUIDs and links all changed at once: a new blog engine): the entry's title.
+    fallback: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +102,30 @@ class _Fetched:
     content_type: str
 
 
+def _request_headers() -> dict[str, str]:
+    """Who asks and for what: hosts behind a bot filter (Cloudflare in front of Medium,
+    Substack, many WordPress sites) refuse httpx's default ``python-httpx`` agent."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("subscribe")
+    except PackageNotFoundError:
+        ours = "dev"
+    return {
+        "User-Agent": f"subscribe/{ours} (newsletter feed reader)",
+        "Accept": (
+            "application/rss+xml, application/atom+xml, application/feed+json, "
+            "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8"
+        ),
+    }
+
+
 def _fetch(location: str) -> _Fetched:
     if identity.is_web_url(location):
         try:
-            response = httpx.get(location, timeout=20, follow_redirects=True)
+            response = httpx.get(
+                location, headers=_request_headers(), timeout=20, follow_redirects=True
+            )
             response.raise_for_status()
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise SourceError(f"cannot fetch the feed {location}: {exc}") from None
@@ -111,17 +144,21 @@ def _advertised_feed(fetched: _Fetched) -> str:
         page = lxml.html.document_fromstring(fetched.content)
     except (etree.ParserError, ValueError):
         return ""
+    named = []
     for link in page.iter("link"):
         rel = (link.get("rel") or "").lower().split()
         kind = (link.get("type") or "").lower().split(";")[0].strip()
         href = (link.get("href") or "").strip()
-        if "alternate" in rel and kind in _FEED_TYPES and href:
-            if fetched.web_url:
-                return urljoin(fetched.web_url, href)
-            if identity.is_web_url(href):
-                return href
-            return str(Path(fetched.identity).parent / href)
-    return ""
+        if "alternate" in rel and href and (kind in _FEED_TYPES or kind in _JSON_FEED_TYPES):
+            named.append((kind in _JSON_FEED_TYPES, href))  # RSS or Atom first
+    if not named:
+        return ""
+    href = min(named, key=lambda found: found[0])[1]
+    if fetched.web_url:
+        return urljoin(fetched.web_url, href)
+    if identity.is_web_url(href):
+        return href
+    return str(Path(fetched.identity).parent / href)
 
 
 def _looks_like_html(fetched: _Fetched) -> bool:
@@ -129,31 +166,47 @@ def _looks_like_html(fetched: _Fetched) -> bool:
     return "html" in fetched.content_type or head.startswith((b"<!doctype html", b"<html"))
 
 
-def read_feed(location: str, *, _followed_from: str = "") -> Feed:
-    fetched = _fetch(location)
-    if not fetched.content.strip():
-        raise SourceError(f"{location} is empty, not an RSS or Atom feed")
+def _parse(fetched: _Fetched) -> Mapping[str, Any]:
+    if fetched.content.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+        parsed = jsonfeed.parse(fetched.content)
+        if parsed is not None:
+            return parsed
     headers = {"content-type": fetched.content_type} if fetched.content_type else {}
     if fetched.web_url:
         headers["content-location"] = fetched.web_url  # the base for relative links
     # A stream, never the bytes: feedparser would take short bytes for a path to open.
-    parsed = feedparser.parse(io.BytesIO(fetched.content), response_headers=headers)
-    if not parsed.entries and not parsed.version:
+    # It copes with a wrong Content-Type (text/html, text/plain) and with a charset that
+    # is not the document's by itself (tests/posts/test_feed_http.py).
+    return feedparser.parse(io.BytesIO(fetched.content), response_headers=headers)
+
+
+def read_feed(
+    location: str, *, language: str = "en", timezone: str = "UTC", _followed_from: str = ""
+) -> Feed:
+    """The feed at ``location`` (a URL or a file); ``language`` and ``timezone`` (the
+    site's) word the date that titles an untitled entry."""
+    fetched = _fetch(location)
+    if not fetched.content.strip():
+        raise SourceError(f"{location} is empty, not an RSS or Atom feed")
+    parsed = _parse(fetched)
+    if not parsed.get("entries") and not parsed.get("version"):
         if _looks_like_html(fetched):
             advertised = _advertised_feed(fetched)
             if advertised and not _followed_from:
-                return read_feed(advertised, _followed_from=location)
+                return read_feed(
+                    advertised, language=language, timezone=timezone, _followed_from=location
+                )
             raise SourceError(
                 f"{location} is a web page, not an RSS or Atom feed, and it names none "
                 '(<link rel="alternate" type="application/rss+xml" href=...>)'
             )
-        if fetched.content.lstrip().startswith(b"{"):
-            raise SourceError(f"{location} is JSON (a JSON Feed?), not an RSS or Atom feed")
+        if fetched.content.lstrip(b"\xef\xbb\xbf \t\r\n").startswith((b"{", b"[")):
+            raise SourceError(f"{location} is JSON but no JSON Feed, nor an RSS or Atom feed")
         reason = parsed.get("bozo_exception") or "no feed elements"
         raise SourceError(f"{location} is not an RSS or Atom feed: {one_line(str(reason))}")
-    feed = _entries(fetched, parsed)
-    if parsed.entries and not feed.entries:
-        count = len(parsed.entries)
+    feed = _entries(fetched, parsed, language=language, timezone=timezone)
+    if parsed["entries"] and not feed.entries:
+        count = len(parsed["entries"])
         which = "its only entry" if count == 1 else f"none of its {count} entries"
         verb = "cannot" if count == 1 else "can"
         raise SourceError(f"{location}: {which} {verb} be announced ({feed.skipped[0].reason})")
@@ -179,6 +232,11 @@ def _fallback_base(fetched: _Fetched, parsed: Mapping[str, Any]) -> str:
 def _link(entry: Mapping[str, Any], base: str) -> tuple[str, str]:
     """(absolute link, "") or ("", why there is none)."""
     raw = _text(entry.get("link")).strip()
+    # FeedBurner and its kin rewrite every link to go through them (feedproxy.google.com/
+    # ~r/...) and keep the post's own address in feedburner:origLink.
+    original = _text(entry.get("feedburner_origlink")).strip()
+    if identity.is_web_url(original):
+        raw = original
     if not raw:
         return "", "it has no link"
     link = urljoin(base, raw) if base else raw
@@ -186,6 +244,8 @@ def _link(entry: Mapping[str, Any], base: str) -> tuple[str, str]:
         host = urlsplit(link).hostname
     except ValueError:
         host = None
+    if len(link) > MAX_LINK:
+        return "", f"its link is longer than {MAX_LINK} characters"
     if not identity.is_web_url(link) or not host:
         if not base and not identity.is_web_url(raw):
             return "", f"its link {raw!r} is relative and the feed has no address to resolve it"
@@ -194,13 +254,20 @@ def _link(entry: Mapping[str, Any], base: str) -> tuple[str, str]:
 
 
 def _published(entry: Mapping[str, Any]) -> datetime | None:
-    parsed_time = entry.get("published_parsed") or entry.get("updated_parsed")
-    if not parsed_time:
-        return None
-    try:
-        return datetime.fromtimestamp(calendar.timegm(parsed_time), UTC)
-    except (OverflowError, ValueError, OSError, TypeError):  # a year feedparser let through
-        return None
+    """When the entry was published, else last updated; feedparser's reading, or ours
+    where it read nothing (``feeddates``: no zone, month names in other languages)."""
+    for name in ("published", "updated"):
+        raw = _text(entry.get(name))
+        parsed_time = entry.get(name + "_parsed")
+        if parsed_time:
+            try:
+                found = datetime.fromtimestamp(calendar.timegm(parsed_time), UTC)
+            except (OverflowError, ValueError, OSError, TypeError):  # a year it let through
+                continue
+            return feeddates.corrected(raw, found)
+        if raw and (found_here := feeddates.parse(raw)) is not None:
+            return found_here
+    return None
 
 
 def _is_plain(detail: object) -> bool:
@@ -221,7 +288,8 @@ def _summary(entry: Mapping[str, Any], title: str, base: str) -> tuple[summaries
 
 
 def _image(entry: Mapping[str, Any], content: str, base: str) -> str:
-    """media:content/thumbnail, an image enclosure, itunes:image, else the content's first."""
+    """media:content/thumbnail, an image enclosure, itunes:image (or JSON Feed's image,
+    Hashnode's cover), else the content's first."""
     candidates: list[Mapping[str, Any]] = []
     for media in entry.get("media_content") or []:
         kind = _text(media.get("type")) or _text(media.get("medium"))
@@ -234,6 +302,9 @@ def _image(entry: Mapping[str, Any], content: str, base: str) -> str:
     image = entry.get("image")
     if isinstance(image, Mapping):
         candidates.append({"url": image.get("href")})
+    cover = _text(entry.get("hashnode_coverimage"))  # Hashnode's own cover image element
+    if cover:
+        candidates.append({"url": cover})
     for candidate in candidates:
         url = urljoin(base, _text(candidate.get("url")).strip())
         width, height = candidate.get("width"), candidate.get("height")
@@ -250,19 +321,35 @@ def _categories(entry: Mapping[str, Any]) -> tuple[str, ...]:
     return clean_categories(names)
 
 
-def _title(entry: Mapping[str, Any], text: str, published: datetime | None, link: str) -> str:
+def _title(
+    entry: Mapping[str, Any],
+    text: str,
+    published: datetime | None,
+    link: str,
+    *,
+    language: str = "en",
+    timezone: str = "UTC",
+    placeholders: frozenset[str] | set[str] = frozenset(),
+) -> str:
     raw = _text(entry.get("title"))
     title = raw if _is_plain(entry.get("title_detail")) else summaries.plain_text(raw)
     title = one_line(title)
-    if title:
-        return title
+    if title and title.casefold() not in placeholders:
+        return _shortened(title)
     # Untitled (micro.blog, Scripting News): the start of the text, else the date.
     if text:
         return summaries.title_from_text(text)
-    return format_date(published) or link
+    return format_date(published, language, timezone) or _shortened(link)
 
 
-def _entries(fetched: _Fetched, parsed: Mapping[str, Any]) -> Feed:
+def _shortened(title: str) -> str:
+    if len(title) <= MAX_TITLE:
+        return title
+    space = title.rfind(" ", 0, MAX_TITLE)
+    return title[: space if space > MAX_TITLE // 2 else MAX_TITLE].rstrip(" ,;:") + "\u2026"
+
+
+def _entries(fetched: _Fetched, parsed: Mapping[str, Any], *, language: str, timezone: str) -> Feed:
     base = _fallback_base(fetched, parsed)
     found: list[tuple[Mapping[str, Any], str]] = []
     skipped = []
@@ -274,20 +361,44 @@ def _entries(fetched: _Fetched, parsed: Mapping[str, Any]) -> Feed:
         else:
             found.append((entry, link))
     shared = Counter(identity.normalise_link(link) for _, link in found)
+    # A GUID that several entries with different links share (the site's address, "0",
+    # a template's constant) names none of them: those entries are known by their link.
+    guid_links: dict[str, set[str]] = {}
+    for entry, link in found:
+        guid = identity.normalise_key(_text(entry.get("id")).strip())
+        guid_links.setdefault(guid, set()).add(identity.normalise_link(link))
+    useless = {guid for guid, links in guid_links.items() if guid and len(links) > 1}
+    generator = _text(parsed.get("feed", {}).get("generator")).lower()
+    placeholders = _PLACEHOLDER_TITLES | (_TUMBLR_TITLES if "tumblr" in generator else set())
     dated: list[tuple[datetime | None, int, FeedItem]] = []
     taken: set[str] = set()
     for position, (entry, link) in enumerate(found):
         published = _published(entry)
         excerpt, content = _summary(entry, _text(entry.get("title")), link)
-        title = _title(entry, excerpt.text, published, link)
+        title = _title(
+            entry,
+            excerpt.text,
+            published,
+            link,
+            language=language,
+            timezone=timezone,
+            placeholders=placeholders,
+        )
         guid = _text(entry.get("id")).strip()
+        if identity.normalise_key(guid) in useless:
+            guid = ""
+        elif len(guid) > MAX_LINK:
+            guid = "sha256:" + hashlib.sha256(guid.encode()).hexdigest()
         key = identity.entry_key(
             guid, link, title, link_is_shared=shared[identity.normalise_link(link)] > 1
         )
-        if key in taken:
+        # The same post twice: one GUID, or (a feed merged from two sources, a proxy that
+        # gave its copy a GUID of its own) one link under one title.
+        twin = f"{identity.normalise_link(link)} {title}"
+        if key in taken or twin in taken:
             skipped.append(Skipped(title, "the same entry as another one in the feed"))
             continue
-        taken.add(key)
+        taken.update((key, twin))
         spec = PostSpec(
             key=key,
             title=title,
@@ -296,13 +407,20 @@ def _entries(fetched: _Fetched, parsed: Mapping[str, Any]) -> Feed:
             body_html=excerpt.html,
             published_at=published,
             categories=_categories(entry),
-            image_url=_image(entry, content, link),
+            image_url=image if len(image := _image(entry, content, link)) <= 2000 else "",
         )
         # How the entry was written before keys were normalised: ``entry.id or link``.
         legacy = guid or _text(entry.get("link")).strip()
         alias = identity.move_alias(link, title)
-        keys = tuple(dict.fromkeys(k for k in (key, legacy, alias) if k))
-        dated.append((published, -position, FeedItem(spec, keys, (key, alias))))
+        # Path and date: the same post when its GUID and its title changed together (not
+        # for a link several entries share: a home page, a podcast's one page).
+        is_shared = shared[identity.normalise_link(link)] > 1
+        dated_alias = identity.dated_alias(link, published) if published and not is_shared else ""
+        keys = tuple(dict.fromkeys(k for k in (key, legacy, alias, dated_alias) if k))
+        fallback = (identity.title_key(title),)
+        record = tuple(k for k in (key, alias, dated_alias, *fallback) if k)
+        item = FeedItem(spec, keys, record, fallback)
+        dated.append((published, -position, item))
     # Oldest first: by date where every entry has one, else feeds list the newest first.
     if all(published for published, _, _ in dated):
         dated.sort(key=lambda item: (item[0], item[1]))

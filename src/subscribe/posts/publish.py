@@ -215,7 +215,7 @@ def publish(
     request: PublishRequest,
     *,
     now: Callable[[], datetime],
-    load_feed: Callable[[str], Feed] = read_feed,
+    load_feed: Callable[..., Feed] = read_feed,
 ) -> PublishOutcome:
     """Store what the request announces (idempotent by post key). Blocking: database and,
     for ``feed``, the network; the caller runs it in a thread and then wakes its sender."""
@@ -228,7 +228,7 @@ def publish(
     if request.feed:
         if not settings.feed_url:
             raise SourceError("SUBSCRIBE_FEED_URL is not set: there is no feed to check")
-        feed = load_feed(settings.feed_url)
+        feed = load_feed(settings.feed_url, language=settings.language, timezone=settings.timezone)
         campaign.notify(
             engine,
             feed=feed,
