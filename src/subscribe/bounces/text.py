@@ -35,14 +35,25 @@ _MAIL_SYSTEM_LOCALS = frozenset(
 _DELAY_NOTICE = re.compile(
     r"has not yet been delivered|not been delivered yet|delivery (?:has been|is) delayed|"
     r"will (?:continue to )?(?:re)?try|still being retried|delayed mail|"
-    r"warning: message \S{1,100} delayed|delivery status notification \(delay\)",
+    r"warning: message \S{1,100} delayed|delivery status notification \(delay\)|"
+    r"delivery delayed|will keep trying|message still undelivered after|"
+    r"could not send message for past|this is a warning message only|"
+    # the same in the languages mail systems localise their notices into
+    r"verz(?:ö|oe)ger|noch nicht zugestellt|retard[ée]e?|diff[ée]r[ée]e|pas encore [ée]t[ée] remis|"
+    r"ritardat|non [èe] (?:stato )?ancora (?:stato )?consegnato|retrasad|atrasad|"
+    r"ainda n[ãa]o foi entregue|todav[íi]a no (?:ha sido|se ha) entregad|"
+    r"задерживается|задержк|延迟|延遲|遅延",
     re.IGNORECASE,
 )
 
 _BOUNCE_SUBJECT = re.compile(
     r"^\s*(?:undeliver|undelivered mail|mail delivery fail|delivery (?:status notification|"
     r"failure|failed|notification)|returned mail|failure notice|non[- ]?delivery|"
-    r"delivery has failed|mail system error|warning: message \S{1,100} delayed|delayed mail)",
+    r"delivery has failed|mail system error|warning: message \S{1,100} delayed|delayed mail|"
+    r"unzustellbar|non remis|non recapitabile|onbestelbaar|olevererbart|n[ãa]o entregue|"
+    r"no se puede entregar|mensaje no entregado|unzustellbare|zustellung fehlgeschlagen|"
+    r"недоставленное|письмо не доставлено|退信|邮件投递失败|配信エラー|メール配送失敗|"
+    r"메일 발송 실패|messaggio non consegnato|mensagem n[ãa]o entregue)",
     re.IGNORECASE,
 )
 
@@ -58,7 +69,11 @@ _BOUNCE_BODY = re.compile(
 
 _AUTO_REPLY_SUBJECT = re.compile(
     r"^\s*(?:out of (?:the )?office|automatic reply|auto(?:matic)?[- ]?(?:reply|response)|"
-    r"auto:|autoreply|away from (?:the )?office|on vacation|vacation reply)",
+    r"auto:|autoreply|away from (?:the )?office|on vacation|vacation reply|abwesenheit|"
+    r"automatische antwort|r[ée]ponse automatique|absence du bureau|respuesta autom[áa]tica|"
+    r"fuera de la oficina|risposta automatica|fuori sede|resposta autom[áa]tica|"
+    r"automatisch antwoord|afwezig|автоответ|автоматический ответ|自动回复|自動回覆|不在通知|"
+    r"自動応答|자동 ?응답|부재중)",
     re.IGNORECASE,
 )
 
