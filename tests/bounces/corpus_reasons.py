@@ -25,6 +25,7 @@ EXPECTED_REASONS: dict[str, list[tuple[str, R]] | str | None] = {
     "arf_mailru_fbl.eml": COMPLAINT,
     "arf_microsoft_jmrp_arf_form.eml": COMPLAINT,
     "arf_opt_out_feedback.eml": COMPLAINT,
+    "arf_original_base64_encoded_rfc822.eml": COMPLAINT,
     "arf_ses_complaint_by_mail.eml": COMPLAINT,
     "arf_yahoo_abuse_complaint.eml": COMPLAINT,
     "arf_yahoo_rfc822_headers_only.eml": COMPLAINT,
@@ -65,6 +66,7 @@ EXPECTED_REASONS: dict[str, list[tuple[str, R]] | str | None] = {
     "free_fr_text_boite_pleine_latin9.eml": [("bruno@free.fr", R.MAILBOX_FULL)],
     "garbage_binary.eml": None,
     "garbage_truncated_multipart.eml": None,
+    "gateway_dsn_part_base64_encoded.eml": [("lars@example.se", R.USER_UNKNOWN)],
     "gmail_4.2.1_receiving_rate_given_up.eml": [("dina@gmail.com", R.RATE_LIMITED)],
     "gmail_5.2.1_account_inactive.eml": [("fern@gmail.com", R.SUSPENDED)],
     "gmail_5.7.1_low_reputation_domain.eml": [("emil@gmail.com", R.BLOCKED)],
@@ -155,6 +157,7 @@ EXPECTED_REASONS: dict[str, list[tuple[str, R]] | str | None] = {
     "postfix_relayed_success_not_a_bounce.eml": None,
     "postfix_sender_domain_not_found.eml": [("ida@example.com", R.POLICY)],
     "postfix_sender_verify_failed.eml": [("pia@example.net", R.POLICY)],
+    "postfix_smtputf8_global_dsn.eml": [("jörg@bücher.example", R.USER_UNKNOWN)],
     "postfix_soft_4.2.2_mailbox_full.eml": [("bob@example.com", R.MAILBOX_FULL)],
     "postfix_spamhaus_5.7.1.eml": [("cal@example.com", R.BLOCKED)],
     "postfix_three_recipients_mixed.eml": [
