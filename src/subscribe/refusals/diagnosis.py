@@ -212,6 +212,7 @@ _RULE_WORDS: tuple[tuple[Reason, str, bool], ...] = (
             r"no mail ?box here|"
             r"mail ?box (?:unavailable|not found|name not allowed|does not exist)|"
             r"not listed in (?:the )?(?:domino |public )?(?:directory|name and address book)|"
+            r"nicht im (?:domino-?)?verzeichnis|pas r[ée]pertori[ée]e? dans l'annuaire|"
             r"unrecogni[sz]ed o/?r[- ]?name|(?:recipient|user) name is not recogni[sz]ed|"
             r"non-?existent|inexistent|not our customer|"
             r"recipient address rejected: access denied|benutzer.{0,20}unbekannt|unbekannt|"
