@@ -183,3 +183,59 @@ def test_classify_user_errors_are_one_line(
     result = run("bounces", "classify", *args)
     assert result.exit_code == 1
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "text", "reason"),
+    [
+        # our own envelope refused: never the reader's address, whatever else the text says
+        ("", "550-Verification failed for <bounces@x.org> 550-Unrouteable address", R.POLICY),
+        ("", "550 Sender verify failed", R.POLICY),
+        ("", "550 Sender verification is required but it failed", R.POLICY),
+        ("5.1.1", "550 5.1.1 Sender address unknown", R.POLICY),
+        ("", "550 Your domain example.org has no MX record", R.POLICY),
+        ("", "550 5.7.1 Our mail server does not accept mail from example.org", R.POLICY),
+        ("", "501 5.1.0 Emetteur invalide. Invalid Sender. OFR_405 [405]", R.POLICY),
+        # ... while a domain that takes no mail at all is gone
+        ("", "556 5.1.10 Domain example.net does not accept mail (nullMX)", R.HOST_UNKNOWN),
+        ("", "550 The domain example.net does not exist", R.HOST_UNKNOWN),
+        # the message's size is no mailbox quota, and a full file system is one
+        ("", "Mail size limit exceeded. For explanation visit ...", R.TOO_BIG),
+        (
+            "5.2.2",
+            "cannot update mailbox /var/mail/o for user o. error writing message: File too large",
+            R.MAILBOX_FULL,
+        ),
+        ("", "Unable to deliver message: a@acme.example's mail file is full", R.MAILBOX_FULL),
+        # providers' own words and codes
+        ("", "550 Ip frequency limited http://service.mail.qq.com/detail/122/172", R.RATE_LIMITED),
+        ("5.2.0", "550 5.2.0 Mail rejete. Mail rejected. OFR_506 [506]", R.SPAM),
+        (
+            "5.5.0",
+            "550 5.5.0 Les emails envoyes vers Laposte.net ont ete bloques LPN007_102",
+            R.BLOCKED,
+        ),
+        ("5.2.1", "521 5.2.1 : AOL will not accept delivery of this message.", R.BLOCKED),
+        ("", "554 DT:SPM 163 mx14,QMCowAD3,0 1731406501", R.SPAM),
+        # words in other languages, no code at all
+        (
+            "",
+            "Benutzer nico (n@acme.example) nicht im Domino-Verzeichnis aufgeführt",
+            R.USER_UNKNOWN,
+        ),
+        ("", "550 Empfaengeradresse ungueltig", R.USER_UNKNOWN),
+        ("", "550 adresse e-mail invalide", R.USER_UNKNOWN),
+        ("", "A caixa postal do destinatário está cheia.", R.MAILBOX_FULL),
+        ("", "la boîte aux lettres du destinataire est pleine", R.MAILBOX_FULL),
+        ("", "原因：该用户不存在。", R.USER_UNKNOWN),
+        ("", "받는 사람의 메일 주소가 존재하지 않습니다.", R.USER_UNKNOWN),
+        ("", "받는 사람의 메일함 용량이 가득 찼습니다.", R.MAILBOX_FULL),
+        ("", "Skrzynka odbiorcy jest przepełniona", R.MAILBOX_FULL),
+        ("", "Adres nie istnieje", R.USER_UNKNOWN),
+        ("", "550 Votre message a été refusé par le destinataire", R.POLICY),
+    ],
+)
+def test_reason_for_wordings_seen_in_the_wider_corpus(
+    status: str, text: str, reason: Reason
+) -> None:
+    assert reason_for(status, text) == reason

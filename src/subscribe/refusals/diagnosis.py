@@ -51,7 +51,10 @@ _RULE_WORDS: tuple[tuple[Reason, str, bool], ...] = (
     (
         Reason.POLICY,  # our return path failed the receiver's check: nothing about the reader
         (
-            r"sender verif(?:y|ication|ied) (?:failed|failure)|"
+            r"sender verif\w{0,8}.{0,40}fail|unknown sender|sender (?:is )?unknown|"
+            r"(?:your|the sender'?s?|sending|sender) domain\b.{0,60}(?:no (?:mx|a record|dns)|"
+            r"does not exist|doesn'?t exist|not found|unknown|not resolv|unresolvable|"
+            r"cannot be resolved)|"
             r"verification failed for <?[^\s<>@]{1,64}@[^\s<>]{1,255}>?\s{0,3}550|"
             r"sender callout|callout verification failed for sender|"
             r"[ée]metteur invalide|invalid sender|exp[ée]diteur (?:invalide|inconnu)"
@@ -182,6 +185,7 @@ _RULE_WORDS: tuple[tuple[Reason, str, bool], ...] = (
         (
             r"host (?:or domain name )?not found|"
             r"domain (?:name )?(?:not found|unknown|not exist|does not exist|doesn'?t exist)|"
+            r"domain \S{1,255} (?:does not exist|doesn'?t exist|(?:is )?not found)|"
             r"unknown (?:host|domain)|no such (?:host|domain)|host unknown|"
             r"(?:domain|host) (?:is )?(?:invalid|unresolvable)|"
             r"unroute?able (?:address|domain|mail domain)|no (?:mx|mail exchanger|valid mx)|"
