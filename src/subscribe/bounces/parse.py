@@ -89,6 +89,8 @@ __all__ = [
 _DSN_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
 _NOT_FAILED_ACTIONS = frozenset({"delivered", "relayed", "expanded", "delayed"})
 
+_TEXT_MAX = 100_000  # characters of a report's human-readable text that are read
+
 _MESSAGE_ID = re.compile(r"<[^<>\s]{1,250}>")
 _QUOTED_MESSAGE_ID = re.compile(r"^[ \t>]*Message-ID:[ \t]*(<[^<>\s]{1,250}>)", re.I | re.M)
 
@@ -149,7 +151,8 @@ def _parse(raw: bytes, bounce_address: str) -> BounceReport | None:
         return None
     parts = list(report_parts(msg))
     originals = original_headers(parts)
-    text = "\n".join(part_text(p) for p in parts if is_report_text(p))
+    # Real report text is a few kilobytes; the bound keeps a hostile message's cost flat.
+    text = "\n".join(part_text(p) for p in parts if is_report_text(p))[:_TEXT_MAX]
     dsn_text = "\n\n".join(
         delivery_status_text(p) for p in parts if p.get_content_type() in _DSN_TYPES
     )
