@@ -29,20 +29,24 @@ _CONTEXT_MAX = 1000  # characters of text after an address searched for its evid
 _CONTEXTS_MAX = 8  # occurrences of one address whose contexts are searched
 
 _MAIL_SYSTEM_LOCALS = frozenset(
-    {"mailer-daemon", "mailer_daemon", "mailerdaemon", "mail-daemon", "postmaster"}
+    {"mailer-daemon", "mailer_daemon", "mailerdaemon", "mail-daemon", "postmaster", "mdaemon"}
 )
+
+# Exchange's own sender: MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@...
+_EXCHANGE_SYSTEM = re.compile(r"microsoftexchange[0-9a-f]{32}", re.IGNORECASE)
 
 _DELAY_NOTICE = re.compile(
     r"has not yet been delivered|not been delivered yet|delivery (?:has been|is) delayed|"
     r"will (?:continue to )?(?:re)?try|still being retried|delayed mail|"
     r"warning: message \S{1,100} delayed|delivery status notification \(delay\)|"
-    r"delivery delayed|will keep trying|message still undelivered after|"
+    r"delivery delay(?:ed)?\b|will keep trying|message still undelivered after|"
+    r"transient delivery errors|temporary delivery failure notice|"
     r"could not send message for past|this is a warning message only|"
     # the same in the languages mail systems localise their notices into
     r"verz(?:ö|oe)ger|noch nicht zugestellt|retard[ée]e?|diff[ée]r[ée]e|pas encore [ée]t[ée] remis|"
     r"ritardat|non [èe] (?:stato )?ancora (?:stato )?consegnato|retrasad|atrasad|"
     r"ainda n[ãa]o foi entregue|todav[íi]a no (?:ha sido|se ha) entregad|"
-    r"задерживается|задержк|延迟|延遲|遅延",
+    r"vertraagd|op[óo][źz]nion|задерживается|задержк|延迟|延遲|遅延|지연",
     re.IGNORECASE,
 )
 
@@ -151,7 +155,7 @@ def _looks_like_bounce(msg: Message, text: str) -> bool:
 def _from_mail_system(msg: Message) -> bool:
     for name, address in getaddresses([decoded_header(msg, "From"), decoded_header(msg, "Sender")]):
         local = address.rpartition("@")[0] or address
-        if local.lower() in _MAIL_SYSTEM_LOCALS:
+        if local.lower() in _MAIL_SYSTEM_LOCALS or _EXCHANGE_SYSTEM.fullmatch(local):
             return True
         if re.search(r"mail delivery (?:system|subsystem)|mailer-daemon", name, re.I):
             return True
@@ -221,4 +225,5 @@ def _excluded_addresses(msg: Message, originals: list[Message], bounce_address: 
 
 
 def _is_system(address: str) -> bool:
-    return address.rpartition("@")[0] in _MAIL_SYSTEM_LOCALS
+    local = address.rpartition("@")[0]
+    return local in _MAIL_SYSTEM_LOCALS or bool(_EXCHANGE_SYSTEM.fullmatch(local))
