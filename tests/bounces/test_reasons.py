@@ -233,6 +233,11 @@ def test_classify_user_errors_are_one_line(
         ("", "Skrzynka odbiorcy jest przepełniona", R.MAILBOX_FULL),
         ("", "Adres nie istnieje", R.USER_UNKNOWN),
         ("", "550 Votre message a été refusé par le destinataire", R.POLICY),
+        ("", "450 User is receiving mail too quickly", R.RATE_LIMITED),
+        ("", "451 Message temporarily deferred due to unresolvable RFC.5321 from domain", R.POLICY),
+        ("", "550 Message headers are not RFC compliant", R.SPAM),
+        ("", "554 smtpin001.me.com ESMTP not accepting connections", R.BLOCKED),
+        ("5.1.6", "550 5.1.6 recipient no longer on server: x@icloud.com", R.DISABLED),
     ],
 )
 def test_reason_for_wordings_seen_in_the_wider_corpus(

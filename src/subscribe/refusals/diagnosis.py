@@ -52,6 +52,7 @@ _RULE_WORDS: tuple[tuple[Reason, str, bool], ...] = (
         Reason.POLICY,  # our return path failed the receiver's check: nothing about the reader
         (
             r"sender verif\w{0,8}.{0,40}fail|unknown sender|sender (?:is )?unknown|"
+            r"unresolvable rfc\.?5321|"
             r"(?:your|the sender'?s?|sending|sender) domain\b.{0,60}(?:no (?:mx|a record|dns)|"
             r"does not exist|doesn'?t exist|not found|unknown|not resolv|unresolvable|"
             r"cannot be resolved)|"
@@ -123,6 +124,7 @@ _RULE_WORDS: tuple[tuple[Reason, str, bool], ...] = (
             r"rate[- ]?limit|unusual rate|at a rate|(?:connection|message|sending) rate|"
             r"throttl|\bTSS0[1-8]\b|\bTS0[12]\b|gr[ae]y-?list|unexpected volume|"
             r"\b[45]\.7\.28\b|slow down|too fast|\b4\.4\.5\b|frequency (?:limited|of receiving)|"
+            r"(?:receiving|sending) mail too quickly|excessive volume|max message per connection|"
             r"trop de connexions"
         ),
         False,
@@ -149,7 +151,8 @@ _RULE_WORDS: tuple[tuple[Reason, str, bool], ...] = (
             r"banned|blacklisted)|"
             r"(?:connections?|mail|messages) (?:from .{0,60})?(?:will not be|"
             r"are not|not) accepted from|"
-            r"messages from .{0,60}weren'?t sent|will not accept (?:delivery of )?(?:this|your) "
+            r"messages from .{0,60}weren'?t sent|not accepting connections|"
+            r"will not accept (?:delivery of )?(?:this|your) "
             r"(?:message|mail|e-?mail)|permanently deferred|ipcheck\.proofpoint|"
             r"\bS3[01]\d\d\b|\[BL\d\d\]|junkmail rejected|(?:ont|a) [ée]t[ée] bloqu|"
             r"\b(?:OFR|LPN)\w{0,6}_(?:10[123]|510|999)\b|adresse ip source bloqu|"
@@ -275,7 +278,8 @@ _RULE_WORDS: tuple[tuple[Reason, str, bool], ...] = (
             r"message (?:content|body) (?:rejected|not accepted|contains)|"
             r"rejected (?:due to|because of|for) (?:its )?content|virus|malware|phish|"
             r"infected|suspicious|uribl|surbl|banned (?:content|attachment|file)|"
-            r"\b5\.7\.50[13]\b|\b5\.6\.\d{1,3}\b|mail rejet[ée]|\bOFR\w{0,6}_506\b|DT:SPM"
+            r"\b5\.7\.50[13]\b|\b5\.6\.\d{1,3}\b|mail rejet[ée]|\bOFR\w{0,6}_506\b|DT:SPM|"
+            r"not rfc ?\d{0,4} ?compliant|malformed (?:message|header)"
         ),
         False,
     ),
