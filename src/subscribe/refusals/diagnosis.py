@@ -135,7 +135,8 @@ _RULE_WORDS: tuple[tuple[Reason, str, bool], ...] = (
             r"relay(?:ing)? (?:access )?(?:is )?(?:denied|not (?:permitted|"
             r"allowed|authori[sz]ed)|prohibited|rejected|disallowed)|"
             r"(?:not permitted|not allowed|unable|cannot|can'?t) (?:to )?relay|"
-            r"we do not relay|no relaying|list of allowed rcpthosts|\b5\.7\.64\b"
+            r"we do not relay|no relaying|list of allowed rcpthosts|credentials for relay|"
+            r"\b5\.7\.64\b"
         ),
         False,
     ),
