@@ -36,6 +36,15 @@ def test_corpus_reasons_and_actions(name: str) -> None:
         assert got == [(a, reason.value, ACTIONS[reason].value) for a, reason in expected]
 
 
+def test_every_corpus_message_is_judged_alike_with_crlf_line_endings() -> None:
+    # Mailboxes, IMAP and Maildir hand messages over with either line ending.
+    for name in sorted(EXPECTED_REASONS):
+        lf = (CORPUS / name).read_bytes().replace(b"\r\n", b"\n")
+        [a] = classify([(name, lf)], bounce_address="bounces@x.org")
+        [b] = classify([(name, lf.replace(b"\n", b"\r\n"))], bounce_address="bounces@x.org")
+        assert (b.rows, b.note) == (a.rows, a.note), name
+
+
 def test_every_reason_has_one_action_as_the_issue_says() -> None:
     assert set(ACTIONS) == set(Reason)
     remove = {R.USER_UNKNOWN, R.HOST_UNKNOWN, R.DISABLED}
