@@ -53,6 +53,7 @@ EXPECTED_REASONS: dict[str, list[tuple[str, R]] | str | None] = {
     "exchange_delayed_dsn_not_a_bounce.eml": None,
     "exchange_delivered_dsn_not_a_bounce.eml": None,
     "exchange_dsn_imceaex_final_original_recipient.eml": [("quin.x@corp.example", R.USER_UNKNOWN)],
+    "exchange_fr_final_failure_mentions_delay.eml": [("xavier@societe.example", R.USER_UNKNOWN)],
     "exchange_fr_mailbox_full_no_dsn.eml": [("claire@atelier.example", R.MAILBOX_FULL)],
     "exchange_fr_non_remis_base64.eml": [("luc.martin@societe.example", R.USER_UNKNOWN)],
     "exchange_fr_remise_retardee_text_not_a_bounce.eml": None,

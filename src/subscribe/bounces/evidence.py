@@ -81,6 +81,13 @@ def find_evidence(text: str) -> Evidence | None:
     return None
 
 
+def has_permanent_code(text: str) -> bool:
+    """An enhanced 5.x.x status or a 5xx reply code: a permanent failure, in so many words."""
+    if _status_match(text, classes="5") is not None:
+        return True
+    return any(m.group(1)[0] == "5" for m in _SMTP_CODE.finditer(text))
+
+
 def kind_of_class(status_class: str) -> BounceKind | None:
     """5 is a permanent failure, 4 a transient one, anything else no failure at all."""
     return {"5": BounceKind.HARD, "4": BounceKind.SOFT}.get(status_class)

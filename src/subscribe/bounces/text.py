@@ -14,7 +14,14 @@ from email.utils import getaddresses
 
 from subscribe.refusals import Action, action_for, reason_for, reason_in_words
 
-from .evidence import BouncedRecipient, BounceKind, Evidence, find_evidence, unique_by_address
+from .evidence import (
+    BouncedRecipient,
+    BounceKind,
+    Evidence,
+    find_evidence,
+    has_permanent_code,
+    unique_by_address,
+)
 from .mime import (
     ADDRESS_PATTERN,
     addresses_in,
@@ -106,8 +113,10 @@ def text_recipients(
     ]
     contexts = _address_contexts(report, _excluded_addresses(msg, originals, bounce_address))
     candidates = failed or list(contexts) or [""]
-    # A delay warning says the mail system is still trying: nothing has bounced yet.
-    if _DELAY_NOTICE.search(f"{decoded_header(msg, 'Subject')}\n{report}"):
+    # A delay warning says the mail system is still trying: nothing has bounced yet. A
+    # permanent code says otherwise ("delayed, then refused: 550 5.1.1 ..."): a failure.
+    delay = _DELAY_NOTICE.search(f"{decoded_header(msg, 'Subject')}\n{report}")
+    if delay and not has_permanent_code(report):
         return []
     # Text anywhere in the report vouches for a recipient only when there is no one else it
     # could be about: the mail system listed the failed addresses, or there is one address.
