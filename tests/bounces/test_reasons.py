@@ -45,6 +45,19 @@ def test_every_corpus_message_is_judged_alike_with_crlf_line_endings() -> None:
         assert (b.rows, b.note) == (a.rows, a.note), name
 
 
+def test_leading_blank_lines_and_an_mbox_from_line_change_nothing() -> None:
+    for name in ("postfix_hard_5.1.1_user_unknown.eml", "arf_yahoo_abuse_complaint.eml"):
+        raw = (CORPUS / name).read_bytes()
+        [plain] = classify([(name, raw)])
+        for variant in (
+            b"\n\n" + raw,
+            b"\r\n" + raw,
+            b"From MAILER-DAEMON  Tue Nov 12 2024\n" + raw,
+        ):
+            [got] = classify([(name, variant)])
+            assert (got.rows, got.note) == (plain.rows, plain.note), (name, variant[:20])
+
+
 def test_every_reason_has_one_action_as_the_issue_says() -> None:
     assert set(ACTIONS) == set(Reason)
     remove = {R.USER_UNKNOWN, R.HOST_UNKNOWN, R.DISABLED}

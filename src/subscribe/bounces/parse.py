@@ -146,7 +146,9 @@ def iter_maildir(path: Path) -> Iterator[tuple[str, bytes]]:
 def _parse(raw: bytes, bounce_address: str) -> BounceReport | None:
     if not raw.strip():
         return None
-    msg = message_from_bytes(raw, policy=compat32)
+    # Saved or pasted messages often start with blank lines, which would end the headers
+    # before they begin.
+    msg = message_from_bytes(raw.lstrip(b"\r\n"), policy=compat32)
     if is_complaint(msg):  # "this is spam" is read by ``complaints``, never as a bounce
         return None
     parts = list(report_parts(msg))
