@@ -77,6 +77,7 @@ EXPECTED_REASONS: dict[str, list[tuple[str, R]] | str | None] = {
     "garbage_binary.eml": None,
     "garbage_truncated_multipart.eml": None,
     "gateway_dsn_part_base64_encoded.eml": [("lars@example.se", R.USER_UNKNOWN)],
+    "german_text_no_address_original_after_localised_separator.eml": [("", R.USER_UNKNOWN)],
     "gmail_4.2.1_receiving_rate_given_up.eml": [("dina@gmail.com", R.RATE_LIMITED)],
     "gmail_5.2.1_account_inactive.eml": [("fern@gmail.com", R.SUSPENDED)],
     "gmail_5.7.1_low_reputation_domain.eml": [("emil@gmail.com", R.BLOCKED)],

@@ -90,9 +90,14 @@ _AUTO_REPLY_SUBJECT = re.compile(
 
 # Where the copy of the original message starts inside the human-readable text.
 _ORIGINAL_STARTS = re.compile(
-    r"^[ \t]*(?:-+[ \t]*(?:this is a copy of|below this line is a copy|original message|"
-    r"forwarded message|the (?:header|body|headers) of|a copy of the original)"
-    r"|original message headers:|(?:return-path|received|dkim-signature|message-id):)",
+    r"^[ \t]{0,40}(?:-{1,80}[ \t]{0,40}(?:this is a copy of|below this line is a copy|"
+    r"original message|forwarded message|the (?:header|body|headers) of|a copy of the original)"
+    r"|original message headers:|(?:return-path|received|dkim-signature|message-id):"
+    # the same separators as localised mail systems write them
+    r"|-{0,80}[ \t]{0,40}(?:der kopf der urspr|urspr(?:ü|ue)ngliche nachricht|original-nachricht|"
+    r"en-t[êe]tes? (?:de|du) message d'origine|message d'origine|messaggio originale|"
+    r"intestazioni originali|mensaje original|mensagem original|исходное сообщение|"
+    r"原邮件|原始邮件|元のメッセージ|원본 메시지))",
     re.IGNORECASE | re.MULTILINE,
 )
 
