@@ -88,7 +88,7 @@ _RULE_WORDS: tuple[tuple[Reason, str, bool], ...] = (
     (
         Reason.MAILBOX_FULL,
         (
-            r"file too large|mail ?file is full|(?:in|out)box (?:is )?(?:full|over)|"
+            r"writing message: file too large|mail ?file is full|inbox (?:is )?(?:full|over)|"
             r"caixa (?:postal |de correio |de entrada )?.{0,30}(?:cheia|lotada)|cota excedida|"
             r"casilla.{0,30}llena|bo[iî]te.{0,40}pleine|"
             r"skrzynka.{0,30}(?:pe[łl]na|przepe[łl]niona)|mailbox (?:is )?vol\b|"
