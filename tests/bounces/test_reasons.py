@@ -218,6 +218,12 @@ def test_classify_user_errors_are_one_line(
         ("", "550 Your domain example.org has no MX record", R.POLICY),
         ("", "550 5.7.1 Our mail server does not accept mail from example.org", R.POLICY),
         ("", "501 5.1.0 Emetteur invalide. Invalid Sender. OFR_405 [405]", R.POLICY),
+        ("", "550 Absender unbekannt", R.POLICY),
+        ("", "550 Absenderadresse ungültig", R.POLICY),
+        ("", "550 mittente sconosciuto", R.POLICY),
+        ("", "550 remitente desconocido", R.POLICY),
+        ("", "550 Benutzer unbekannt", R.USER_UNKNOWN),
+        ("", "550 utente sconosciuto", R.USER_UNKNOWN),
         # ... while a domain that takes no mail at all is gone
         ("", "556 5.1.10 Domain example.net does not accept mail (nullMX)", R.HOST_UNKNOWN),
         ("", "550 The domain example.net does not exist", R.HOST_UNKNOWN),

@@ -58,7 +58,11 @@ _RULE_WORDS: tuple[tuple[Reason, str, bool], ...] = (
             r"cannot be resolved)|"
             r"verification failed for <?[^\s<>@]{1,64}@[^\s<>]{1,255}>?\s{0,3}550|"
             r"sender callout|callout verification failed for sender|"
-            r"[ée]metteur invalide|invalid sender|exp[ée]diteur (?:invalide|inconnu)"
+            r"[ée]metteur invalide|invalid sender|exp[ée]diteur (?:invalide|inconnu)|"
+            r"absender\w{0,10} (?:ist )?(?:unbekannt|ung(?:ü|ue|u)ltig|abgelehnt)|"
+            r"mittente (?:sconosciut|non valid|rifiutat)|"
+            r"remitente (?:desconocido|no v[áa]lido|rechazado)|"
+            r"remetente (?:desconhecido|inv[áa]lido|rejeitado)|неизвестный отправитель"
         ),
         False,
     ),
