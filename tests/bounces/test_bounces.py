@@ -554,3 +554,27 @@ def test_missing_mailboxes_raise_file_not_found(tmp_path: Path) -> None:
         list(iter_mbox(tmp_path / "nope.mbox"))
     with pytest.raises(FileNotFoundError):
         list(iter_maildir(tmp_path / "nope"))
+
+
+def test_a_refusal_naming_our_return_path_never_removes_the_reader() -> None:
+    # "User unknown" about <bounces+TOKEN@...>: the receiver checked our MAIL FROM.
+    def bounce(diagnostic: str) -> bytes:
+        return (
+            "Return-Path: <>\nFrom: MAILER-DAEMON@relay.example.net\n"
+            f"To: {BOUNCES}\nSubject: Undelivered Mail Returned to Sender\nMIME-Version: 1.0\n"
+            'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\n\n'
+            "--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; relay\n\n"
+            "Final-Recipient: rfc822; ann@example.net\nAction: failed\nStatus: 5.1.1\n"
+            f"Diagnostic-Code: smtp; {diagnostic}\n\n--b--\n"
+        ).encode()
+
+    ours = bounce("550 5.1.1 <bounces+MTAx.Zk3x@example.org>: User unknown")
+    [recipient] = parse_bounce(ours, bounce_address=BOUNCES).recipients  # type: ignore[union-attr]
+    assert recipient.reason == "policy" and recipient.kind == HARD
+    theirs = bounce("550 5.1.1 <ann@example.net>: User unknown")
+    [recipient] = parse_bounce(theirs, bounce_address=BOUNCES).recipients  # type: ignore[union-attr]
+    assert recipient.reason == "user_unknown"
+    # another address on our domain is not our return path
+    other = bounce("550 5.1.1 <newsbounces@example.org> is fine; <ann@example.net>: User unknown")
+    [recipient] = parse_bounce(other, bounce_address=BOUNCES).recipients  # type: ignore[union-attr]
+    assert recipient.reason == "user_unknown"

@@ -54,6 +54,7 @@ from .complaints import is_complaint
 from .evidence import (
     BouncedRecipient,
     BounceKind,
+    about_our_return_path,
     find_evidence,
     find_status,
     kind_of_class,
@@ -164,6 +165,7 @@ def _parse(raw: bytes, bounce_address: str) -> BounceReport | None:
         recipients = text_recipients(msg, text, originals, bounce_address)
     if not recipients:
         return None
+    recipients = about_our_return_path(recipients, bounce_address)
     haystacks = [headers_text(msg), dsn_text, text, *(headers_text(h) for h in originals)]
     return BounceReport(
         verp_tokens=verp_tokens(haystacks, bounce_address),
