@@ -224,6 +224,11 @@ def test_classify_user_errors_are_one_line(
         ("", "550 remitente desconocido", R.POLICY),
         ("", "550 Benutzer unbekannt", R.USER_UNKNOWN),
         ("", "550 utente sconosciuto", R.USER_UNKNOWN),
+        # the network on the way is system trouble, not a policy refusal
+        ("4.4.1", "connect to mx.example.net[203.0.113.1]:25: Connection refused", R.SYSTEM_ERROR),
+        ("", "Malformed or unexpected name server reply", R.SYSTEM_ERROR),
+        ("", "554 Connection refused from 203.0.113.1: listed at zen.spamhaus.org", R.BLOCKED),
+        ("", "all relevant MX records point to non-existent hosts", R.HOST_UNKNOWN),
         # ... while a domain that takes no mail at all is gone
         ("", "556 5.1.10 Domain example.net does not accept mail (nullMX)", R.HOST_UNKNOWN),
         ("", "550 The domain example.net does not exist", R.HOST_UNKNOWN),

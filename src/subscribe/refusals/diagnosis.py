@@ -179,7 +179,11 @@ _RULE_WORDS: tuple[tuple[Reason, str, bool], ...] = (
         (
             r"not found, try again|name service error.{0,120}try again|"
             r"temporary (?:dns|lookup|name) (?:failure|error)|"
-            r"dns (?:lookup )?(?:timeout|timed out|temporar)|servfail"
+            r"dns (?:lookup )?(?:timeout|timed out|temporar)|servfail|"
+            r"malformed or unexpected name server reply|"
+            # the network on the way, before the vaguer "refused" of the policy rule
+            r"connect to \S{1,300}: (?:connection refused|connection timed out|no route to host|"
+            r"network is unreachable)|^connection (?:refused|timed out|reset)"
         ),
         False,
     ),
@@ -194,6 +198,7 @@ _RULE_WORDS: tuple[tuple[Reason, str, bool], ...] = (
             r"host (?:or domain name )?not found|"
             r"domain (?:name )?(?:not found|unknown|not exist|does not exist|doesn'?t exist)|"
             r"domain \S{1,255} (?:does not exist|doesn'?t exist|(?:is )?not found)|"
+            r"mx records point to non-?existent hosts|"
             r"unknown (?:host|domain)|no such (?:host|domain)|host unknown|"
             r"(?:domain|host) (?:is )?(?:invalid|unresolvable)|"
             r"unroute?able (?:address|domain|mail domain)|no (?:mx|mail exchanger|valid mx)|"
@@ -271,6 +276,7 @@ _RULE_WORDS: tuple[tuple[Reason, str, bool], ...] = (
             r"in (?:the )?queue too long|too long in (?:the )?queue|"
             r"(?:could not|couldn'?t|wasn'?t|was not) (?:be )?delivered (?:for|within|in) \d|"
             r"message timed out|time(?:d)?[- ]?out.{0,30}(?:queue|deliver)|retries exceeded|"
+            r"failing for a long time|"
             r"\b[45]\.4\.7\b"
         ),
         False,
