@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from subscribe.bounces.complaints import parse_complaint
 from subscribe.bounces.parse import (
     DIAGNOSTIC_MAX,
     BounceKind,
@@ -97,6 +98,18 @@ EXPECTED: dict[str, Expected | None] = {
         ["MTEx.Zk3xTQ.SeNdM41l_-x"],
         "<post-42.sub-111@example.org>",
     ),
+    "postfix_smtputf8_global_dsn.eml": Expected(
+        # message/global-delivery-status: parsed as one enclosed message, 8-bit UTF-8 fields
+        [("jörg@bücher.example", HARD, "5.1.1")],
+        ["MT401.Zk3x.c0rpUs-401"],
+        "<post-42.sub-401@example.org>",  # from message/global-headers
+    ),
+    "gateway_dsn_part_base64_encoded.eml": Expected(
+        # a base64-encoded delivery-status part (RFC 2046 forbids it; gateways do it)
+        [("lars@example.se", HARD, "5.1.1")],
+        ["MT400.Zk3x.c0rpUs-400"],
+        "<post-42.sub-400@example.org>",
+    ),
     "not_bounce_auto_reply_out_of_office.eml": None,
     "not_bounce_newsletter_reply.eml": None,
     "garbage_binary.eml": None,
@@ -176,6 +189,17 @@ def test_original_message_id(name: str, message_id: str | None) -> None:
     report = parse_bounce(corpus(name), bounce_address=BOUNCES)
     assert report is not None
     assert report.message_id == message_id
+
+
+def test_complaint_with_a_base64_encoded_original_still_names_our_tokens() -> None:
+    complaint = parse_complaint(
+        corpus("arf_original_base64_encoded_rfc822.eml"), bounce_address=BOUNCES
+    )
+    assert complaint is not None
+    assert complaint.unsubscribe_tokens == ["402.uNsUb-402"]
+    assert complaint.verp_tokens == ["MT402.Zk3x.c0rpUs-402"]
+    assert complaint.message_id == "<post-42.sub-402@example.org>"
+    assert complaint.addresses == ["wren@isp.example"]
 
 
 def test_bounce_with_original_attached_as_message_rfc822() -> None:
@@ -530,3 +554,27 @@ def test_missing_mailboxes_raise_file_not_found(tmp_path: Path) -> None:
         list(iter_mbox(tmp_path / "nope.mbox"))
     with pytest.raises(FileNotFoundError):
         list(iter_maildir(tmp_path / "nope"))
+
+
+def test_a_refusal_naming_our_return_path_never_removes_the_reader() -> None:
+    # "User unknown" about <bounces+TOKEN@...>: the receiver checked our MAIL FROM.
+    def bounce(diagnostic: str) -> bytes:
+        return (
+            "Return-Path: <>\nFrom: MAILER-DAEMON@relay.example.net\n"
+            f"To: {BOUNCES}\nSubject: Undelivered Mail Returned to Sender\nMIME-Version: 1.0\n"
+            'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\n\n'
+            "--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; relay\n\n"
+            "Final-Recipient: rfc822; ann@example.net\nAction: failed\nStatus: 5.1.1\n"
+            f"Diagnostic-Code: smtp; {diagnostic}\n\n--b--\n"
+        ).encode()
+
+    ours = bounce("550 5.1.1 <bounces+MTAx.Zk3x@example.org>: User unknown")
+    [recipient] = parse_bounce(ours, bounce_address=BOUNCES).recipients  # type: ignore[union-attr]
+    assert recipient.reason == "policy" and recipient.kind == HARD
+    theirs = bounce("550 5.1.1 <ann@example.net>: User unknown")
+    [recipient] = parse_bounce(theirs, bounce_address=BOUNCES).recipients  # type: ignore[union-attr]
+    assert recipient.reason == "user_unknown"
+    # another address on our domain is not our return path
+    other = bounce("550 5.1.1 <newsbounces@example.org> is fine; <ann@example.net>: User unknown")
+    [recipient] = parse_bounce(other, bounce_address=BOUNCES).recipients  # type: ignore[union-attr]
+    assert recipient.reason == "user_unknown"

@@ -36,6 +36,28 @@ def test_corpus_reasons_and_actions(name: str) -> None:
         assert got == [(a, reason.value, ACTIONS[reason].value) for a, reason in expected]
 
 
+def test_every_corpus_message_is_judged_alike_with_crlf_line_endings() -> None:
+    # Mailboxes, IMAP and Maildir hand messages over with either line ending.
+    for name in sorted(EXPECTED_REASONS):
+        lf = (CORPUS / name).read_bytes().replace(b"\r\n", b"\n")
+        [a] = classify([(name, lf)], bounce_address="bounces@x.org")
+        [b] = classify([(name, lf.replace(b"\n", b"\r\n"))], bounce_address="bounces@x.org")
+        assert (b.rows, b.note) == (a.rows, a.note), name
+
+
+def test_leading_blank_lines_and_an_mbox_from_line_change_nothing() -> None:
+    for name in ("postfix_hard_5.1.1_user_unknown.eml", "arf_yahoo_abuse_complaint.eml"):
+        raw = (CORPUS / name).read_bytes()
+        [plain] = classify([(name, raw)])
+        for variant in (
+            b"\n\n" + raw,
+            b"\r\n" + raw,
+            b"From MAILER-DAEMON  Tue Nov 12 2024\n" + raw,
+        ):
+            [got] = classify([(name, variant)])
+            assert (got.rows, got.note) == (plain.rows, plain.note), (name, variant[:20])
+
+
 def test_every_reason_has_one_action_as_the_issue_says() -> None:
     assert set(ACTIONS) == set(Reason)
     remove = {R.USER_UNKNOWN, R.HOST_UNKNOWN, R.DISABLED}
@@ -183,3 +205,75 @@ def test_classify_user_errors_are_one_line(
     result = run("bounces", "classify", *args)
     assert result.exit_code == 1
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "text", "reason"),
+    [
+        # our own envelope refused: never the reader's address, whatever else the text says
+        ("", "550-Verification failed for <bounces@x.org> 550-Unrouteable address", R.POLICY),
+        ("", "550 Sender verify failed", R.POLICY),
+        ("", "550 Sender verification is required but it failed", R.POLICY),
+        ("5.1.1", "550 5.1.1 Sender address unknown", R.POLICY),
+        ("", "550 Your domain example.org has no MX record", R.POLICY),
+        ("", "550 5.7.1 Our mail server does not accept mail from example.org", R.POLICY),
+        ("", "501 5.1.0 Emetteur invalide. Invalid Sender. OFR_405 [405]", R.POLICY),
+        ("", "550 Absender unbekannt", R.POLICY),
+        ("", "550 Absenderadresse ungültig", R.POLICY),
+        ("", "550 mittente sconosciuto", R.POLICY),
+        ("", "550 remitente desconocido", R.POLICY),
+        ("", "550 Benutzer unbekannt", R.USER_UNKNOWN),
+        ("", "550 utente sconosciuto", R.USER_UNKNOWN),
+        # the network on the way is system trouble, not a policy refusal
+        ("4.4.1", "connect to mx.example.net[203.0.113.1]:25: Connection refused", R.SYSTEM_ERROR),
+        ("", "Malformed or unexpected name server reply", R.SYSTEM_ERROR),
+        ("", "554 Connection refused from 203.0.113.1: listed at zen.spamhaus.org", R.BLOCKED),
+        ("", "all relevant MX records point to non-existent hosts", R.HOST_UNKNOWN),
+        # ... while a domain that takes no mail at all is gone
+        ("", "556 5.1.10 Domain example.net does not accept mail (nullMX)", R.HOST_UNKNOWN),
+        ("", "550 The domain example.net does not exist", R.HOST_UNKNOWN),
+        # the message's size is no mailbox quota, and a full file system is one
+        ("", "Mail size limit exceeded. For explanation visit ...", R.TOO_BIG),
+        (
+            "5.2.2",
+            "cannot update mailbox /var/mail/o for user o. error writing message: File too large",
+            R.MAILBOX_FULL,
+        ),
+        ("", "Unable to deliver message: a@acme.example's mail file is full", R.MAILBOX_FULL),
+        # providers' own words and codes
+        ("", "550 Ip frequency limited http://service.mail.qq.com/detail/122/172", R.RATE_LIMITED),
+        ("5.2.0", "550 5.2.0 Mail rejete. Mail rejected. OFR_506 [506]", R.SPAM),
+        (
+            "5.5.0",
+            "550 5.5.0 Les emails envoyes vers Laposte.net ont ete bloques LPN007_102",
+            R.BLOCKED,
+        ),
+        ("5.2.1", "521 5.2.1 : AOL will not accept delivery of this message.", R.BLOCKED),
+        ("", "554 DT:SPM 163 mx14,QMCowAD3,0 1731406501", R.SPAM),
+        # words in other languages, no code at all
+        (
+            "",
+            "Benutzer nico (n@acme.example) nicht im Domino-Verzeichnis aufgeführt",
+            R.USER_UNKNOWN,
+        ),
+        ("", "550 Empfaengeradresse ungueltig", R.USER_UNKNOWN),
+        ("", "550 adresse e-mail invalide", R.USER_UNKNOWN),
+        ("", "A caixa postal do destinatário está cheia.", R.MAILBOX_FULL),
+        ("", "la boîte aux lettres du destinataire est pleine", R.MAILBOX_FULL),
+        ("", "原因：该用户不存在。", R.USER_UNKNOWN),
+        ("", "받는 사람의 메일 주소가 존재하지 않습니다.", R.USER_UNKNOWN),
+        ("", "받는 사람의 메일함 용량이 가득 찼습니다.", R.MAILBOX_FULL),
+        ("", "Skrzynka odbiorcy jest przepełniona", R.MAILBOX_FULL),
+        ("", "Adres nie istnieje", R.USER_UNKNOWN),
+        ("", "550 Votre message a été refusé par le destinataire", R.POLICY),
+        ("", "450 User is receiving mail too quickly", R.RATE_LIMITED),
+        ("", "451 Message temporarily deferred due to unresolvable RFC.5321 from domain", R.POLICY),
+        ("", "550 Message headers are not RFC compliant", R.SPAM),
+        ("", "554 smtpin001.me.com ESMTP not accepting connections", R.BLOCKED),
+        ("5.1.6", "550 5.1.6 recipient no longer on server: x@icloud.com", R.DISABLED),
+    ],
+)
+def test_reason_for_wordings_seen_in_the_wider_corpus(
+    status: str, text: str, reason: Reason
+) -> None:
+    assert reason_for(status, text) == reason

@@ -83,7 +83,9 @@ def parse_complaint(raw: bytes, *, bounce_address: str = "") -> Complaint | None
 def _parse(raw: bytes, bounce_address: str) -> Complaint | None:
     if not raw.strip():
         return None
-    msg = message_from_bytes(raw, policy=compat32)
+    # Saved or pasted messages often start with blank lines, which would end the headers
+    # before they begin.
+    msg = message_from_bytes(raw.lstrip(b"\r\n"), policy=compat32)
     if not is_complaint(msg):
         return None
     parts = list(report_parts(msg))

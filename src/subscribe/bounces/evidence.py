@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from subscribe.refusals import Action, Reason, action_for
 
@@ -81,6 +81,13 @@ def find_evidence(text: str) -> Evidence | None:
     return None
 
 
+def has_permanent_code(text: str) -> bool:
+    """An enhanced 5.x.x status or a 5xx reply code: a permanent failure, in so many words."""
+    if _status_match(text, classes="5") is not None:
+        return True
+    return any(m.group(1)[0] == "5" for m in _SMTP_CODE.finditer(text))
+
+
 def kind_of_class(status_class: str) -> BounceKind | None:
     """5 is a permanent failure, 4 a transient one, anything else no failure at all."""
     return {"5": BounceKind.HARD, "4": BounceKind.SOFT}.get(status_class)
@@ -106,6 +113,27 @@ def _line_at(text: str, match: re.Match[str]) -> str:
     return diagnostic_line(
         text[line_start(text, match.start()) : newline if newline >= 0 else limit]
     )
+
+
+def about_our_return_path(
+    recipients: list[BouncedRecipient], bounce_address: str
+) -> list[BouncedRecipient]:
+    """A refusal whose diagnostic names our own return path (``bounces@`` or a VERP form of
+    it) is about the sender: "550 5.1.1 <bounces+T@example.org>: User unknown" answered our
+    MAIL FROM, never the reader's address. Such a removal becomes ``policy``."""
+    local, sep, domain = bounce_address.strip().strip("<>").rpartition("@")
+    if not (sep and local and domain):
+        return recipients
+    ours = re.compile(
+        r"(?<![\w.+-])" + re.escape(local) + r"(?:\+[^\s<>@]{1,200})?@" + re.escape(domain),
+        re.IGNORECASE,
+    )
+    return [
+        replace(r, reason=Reason.POLICY)
+        if action_for(r.reason) == Action.REMOVE and ours.search(r.diagnostic)
+        else r
+        for r in recipients
+    ]
 
 
 def unique_by_address(recipients: list[BouncedRecipient]) -> list[BouncedRecipient]:

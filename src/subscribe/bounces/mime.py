@@ -6,6 +6,9 @@ are decoded and unfolded to one line; addresses are found with a bounded, linear
 
 from __future__ import annotations
 
+import base64
+import binascii
+import quopri
 import re
 from collections.abc import Iterable, Iterator
 from email import message_from_bytes
@@ -31,6 +34,10 @@ ADDRESS_PATTERN = re.compile(
 )
 
 
+# One address of RFC 6533's ``utf-8`` type: any characters but space, brackets and a second @.
+_ONE_UTF8_ADDRESS = re.compile(r"[^\s<>@;,]{1,64}@[^\s<>@;,]{1,255}")
+
+
 def line_start(text: str, pos: int) -> int:
     """Start of the line holding ``pos``, looking back at most ``_LINE_BACK`` characters."""
     floor = max(0, pos - _LINE_BACK)
@@ -46,16 +53,49 @@ def original_headers(parts: list[Message]) -> list[Message]:
         if ctype in _ENCLOSED_MESSAGE_TYPES:
             found.append(_enclosed_message(part))
         elif ctype in _ENCLOSED_HEADER_TYPES:
-            found.append(HeaderParser(policy=compat32).parsestr(part_text(part).lstrip()))
+            # message/global-headers is parsed as an enclosed message, text/rfc822-headers not
+            encoded = _encoded_enclosure(part)
+            text = encoded.decode("utf-8", "replace") if encoded is not None else ""
+            if encoded is None:
+                payload = part.get_payload()
+                inner = payload[0] if isinstance(payload, list) and payload else None
+                text = headers_text(inner) if isinstance(inner, Message) else part_text(part)
+            found.append(HeaderParser(policy=compat32).parsestr(_lf(text).lstrip()))
     return found
 
 
 def _enclosed_message(part: Message) -> Message:
+    encoded = _encoded_enclosure(part)
+    if encoded is not None:
+        return message_from_bytes(encoded.lstrip(), policy=compat32)
     payload = part.get_payload()
     if isinstance(payload, list) and payload and isinstance(payload[0], Message):
         return payload[0]
     data = part.get_payload(decode=True)
     return message_from_bytes(data.lstrip() if isinstance(data, bytes) else b"", policy=compat32)
+
+
+def _encoded_enclosure(part: Message) -> bytes | None:
+    """The decoded bytes of a ``message/*`` part sent base64 or quoted-printable encoded.
+
+    RFC 2046 forbids encoding those parts, and gateways and feedback loops do it anyway; the
+    parser then reads the encoded text as if it were the message. ``None`` when the part is
+    not encoded (or is not a ``message/*`` part at all).
+    """
+    cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    if cte not in ("base64", "quoted-printable") or part.get_content_maintype() != "message":
+        return None
+    payload = part.get_payload()
+    blocks = payload if isinstance(payload, list) else [payload]
+    raw = "\n".join(b.as_string() if isinstance(b, Message) else str(b) for b in blocks).encode(
+        "ascii", "replace"
+    )
+    if cte == "quoted-printable":
+        return quopri.decodestring(raw)
+    try:
+        return base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", raw) + b"==")
+    except (binascii.Error, ValueError):
+        return None
 
 
 def report_parts(msg: Message) -> Iterator[Message]:
@@ -92,11 +132,29 @@ def part_text(part: Message) -> str:
 
 def delivery_status_text(part: Message) -> str:
     """A delivery-status part as text, whether the parser split it into blocks or not."""
+    encoded = _encoded_enclosure(part)
+    if encoded is not None:
+        return _lf(encoded.decode(part.get_content_charset() or "utf-8", "replace"))
     payload = part.get_payload()
     if not isinstance(payload, list):
         return part_text(part)
-    blocks = (b for b in payload if isinstance(b, Message))
-    return "\n\n".join(headers_text(block) for block in blocks)
+    texts: list[str] = []
+    for block in (b for b in payload if isinstance(b, Message)):
+        # raw values: compat32 turns 8-bit ones into replacement characters
+        texts.append("\n".join(f"{name}: {_one_line(str(v))}" for name, v in block.raw_items()))
+        # A message/global-delivery-status part is parsed as one enclosed message: its first
+        # block is the headers, the per-recipient blocks are that message's body.
+        body = block.get_payload(decode=True) if not block.is_multipart() else None
+        if isinstance(body, bytes) and body.strip():
+            texts.append(_lf(body.decode("utf-8", "replace")))
+    return _undo_surrogates("\n\n".join(texts))
+
+
+def _undo_surrogates(text: str) -> str:
+    """8-bit UTF-8 (an SMTPUTF8 report) as the parser leaves it, escaped bytes, made text."""
+    if not any("\udc80" <= ch <= "\udcff" for ch in text):
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def field_blocks(text: str) -> list[dict[str, str]]:
@@ -139,7 +197,10 @@ def addresses_in(value: str) -> list[str]:
 
 def address_from_field(value: str) -> str:
     """``rfc822; <Alice@Example.ORG>`` -> ``Alice@example.org``; '' when there is none."""
-    _, sep, rest = value.partition(";")
+    kind, sep, rest = value.partition(";")
+    whole = rest.strip().strip("<>")
+    if sep and kind.strip().lower() == "utf-8" and _ONE_UTF8_ADDRESS.fullmatch(whole):
+        return normalize_address(whole)  # RFC 6533: an internationalised address, as written
     match = ADDRESS_PATTERN.search(rest if sep else value)
     return normalize_address(match.group(0)) if match else ""
 

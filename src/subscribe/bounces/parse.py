@@ -54,6 +54,7 @@ from .complaints import is_complaint
 from .evidence import (
     BouncedRecipient,
     BounceKind,
+    about_our_return_path,
     find_evidence,
     find_status,
     kind_of_class,
@@ -88,6 +89,8 @@ __all__ = [
 
 _DSN_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
 _NOT_FAILED_ACTIONS = frozenset({"delivered", "relayed", "expanded", "delayed"})
+
+_TEXT_MAX = 100_000  # characters of a report's human-readable text that are read
 
 _MESSAGE_ID = re.compile(r"<[^<>\s]{1,250}>")
 _QUOTED_MESSAGE_ID = re.compile(r"^[ \t>]*Message-ID:[ \t]*(<[^<>\s]{1,250}>)", re.I | re.M)
@@ -144,12 +147,15 @@ def iter_maildir(path: Path) -> Iterator[tuple[str, bytes]]:
 def _parse(raw: bytes, bounce_address: str) -> BounceReport | None:
     if not raw.strip():
         return None
-    msg = message_from_bytes(raw, policy=compat32)
+    # Saved or pasted messages often start with blank lines, which would end the headers
+    # before they begin.
+    msg = message_from_bytes(raw.lstrip(b"\r\n"), policy=compat32)
     if is_complaint(msg):  # "this is spam" is read by ``complaints``, never as a bounce
         return None
     parts = list(report_parts(msg))
     originals = original_headers(parts)
-    text = "\n".join(part_text(p) for p in parts if is_report_text(p))
+    # Real report text is a few kilobytes; the bound keeps a hostile message's cost flat.
+    text = "\n".join(part_text(p) for p in parts if is_report_text(p))[:_TEXT_MAX]
     dsn_text = "\n\n".join(
         delivery_status_text(p) for p in parts if p.get_content_type() in _DSN_TYPES
     )
@@ -159,6 +165,7 @@ def _parse(raw: bytes, bounce_address: str) -> BounceReport | None:
         recipients = text_recipients(msg, text, originals, bounce_address)
     if not recipients:
         return None
+    recipients = about_our_return_path(recipients, bounce_address)
     haystacks = [headers_text(msg), dsn_text, text, *(headers_text(h) for h in originals)]
     return BounceReport(
         verp_tokens=verp_tokens(haystacks, bounce_address),

@@ -14,7 +14,14 @@ from email.utils import getaddresses
 
 from subscribe.refusals import Action, action_for, reason_for, reason_in_words
 
-from .evidence import BouncedRecipient, BounceKind, Evidence, find_evidence, unique_by_address
+from .evidence import (
+    BouncedRecipient,
+    BounceKind,
+    Evidence,
+    find_evidence,
+    has_permanent_code,
+    unique_by_address,
+)
 from .mime import (
     ADDRESS_PATTERN,
     addresses_in,
@@ -29,20 +36,35 @@ _CONTEXT_MAX = 1000  # characters of text after an address searched for its evid
 _CONTEXTS_MAX = 8  # occurrences of one address whose contexts are searched
 
 _MAIL_SYSTEM_LOCALS = frozenset(
-    {"mailer-daemon", "mailer_daemon", "mailerdaemon", "mail-daemon", "postmaster"}
+    {"mailer-daemon", "mailer_daemon", "mailerdaemon", "mail-daemon", "postmaster", "mdaemon"}
 )
+
+# Exchange's own sender: MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@...
+_EXCHANGE_SYSTEM = re.compile(r"microsoftexchange[0-9a-f]{32}", re.IGNORECASE)
 
 _DELAY_NOTICE = re.compile(
     r"has not yet been delivered|not been delivered yet|delivery (?:has been|is) delayed|"
     r"will (?:continue to )?(?:re)?try|still being retried|delayed mail|"
-    r"warning: message \S{1,100} delayed|delivery status notification \(delay\)",
+    r"warning: message \S{1,100} delayed|delivery status notification \(delay\)|"
+    r"delivery delay(?:ed)?\b|will keep trying|message still undelivered after|"
+    r"transient delivery errors|temporary delivery failure notice|"
+    r"could not send message for past|this is a warning message only|"
+    # the same in the languages mail systems localise their notices into
+    r"verz(?:ö|oe)ger|noch nicht zugestellt|retard[ée]e?|diff[ée]r[ée]e|pas encore [ée]t[ée] remis|"
+    r"ritardat|non [èe] (?:stato )?ancora (?:stato )?consegnato|retrasad|atrasad|"
+    r"ainda n[ãa]o foi entregue|todav[íi]a no (?:ha sido|se ha) entregad|"
+    r"vertraagd|op[óo][źz]nion|задерживается|задержк|延迟|延遲|遅延|지연",
     re.IGNORECASE,
 )
 
 _BOUNCE_SUBJECT = re.compile(
     r"^\s*(?:undeliver|undelivered mail|mail delivery fail|delivery (?:status notification|"
     r"failure|failed|notification)|returned mail|failure notice|non[- ]?delivery|"
-    r"delivery has failed|mail system error|warning: message \S{1,100} delayed|delayed mail)",
+    r"delivery has failed|mail system error|warning: message \S{1,100} delayed|delayed mail|"
+    r"unzustellbar|non remis|non recapitabile|onbestelbaar|olevererbart|n[ãa]o entregue|"
+    r"no se puede entregar|mensaje no entregado|unzustellbare|zustellung fehlgeschlagen|"
+    r"недоставленное|письмо не доставлено|退信|邮件投递失败|配信エラー|メール配送失敗|"
+    r"메일 발송 실패|messaggio non consegnato|mensagem n[ãa]o entregue)",
     re.IGNORECASE,
 )
 
@@ -58,15 +80,24 @@ _BOUNCE_BODY = re.compile(
 
 _AUTO_REPLY_SUBJECT = re.compile(
     r"^\s*(?:out of (?:the )?office|automatic reply|auto(?:matic)?[- ]?(?:reply|response)|"
-    r"auto:|autoreply|away from (?:the )?office|on vacation|vacation reply)",
+    r"auto:|autoreply|away from (?:the )?office|on vacation|vacation reply|abwesenheit|"
+    r"automatische antwort|r[ée]ponse automatique|absence du bureau|respuesta autom[áa]tica|"
+    r"fuera de la oficina|risposta automatica|fuori sede|resposta autom[áa]tica|"
+    r"automatisch antwoord|afwezig|автоответ|автоматический ответ|自动回复|自動回覆|不在通知|"
+    r"自動応答|자동 ?응답|부재중)",
     re.IGNORECASE,
 )
 
 # Where the copy of the original message starts inside the human-readable text.
 _ORIGINAL_STARTS = re.compile(
-    r"^[ \t]*(?:-+[ \t]*(?:this is a copy of|below this line is a copy|original message|"
-    r"forwarded message|the (?:header|body|headers) of|a copy of the original)"
-    r"|original message headers:|(?:return-path|received|dkim-signature|message-id):)",
+    r"^[ \t]{0,40}(?:-{1,80}[ \t]{0,40}(?:this is a copy of|below this line is a copy|"
+    r"original message|forwarded message|the (?:header|body|headers) of|a copy of the original)"
+    r"|original message headers:|(?:return-path|received|dkim-signature|message-id):"
+    # the same separators as localised mail systems write them
+    r"|-{0,80}[ \t]{0,40}(?:der kopf der urspr|urspr(?:ü|ue)ngliche nachricht|original-nachricht|"
+    r"en-t[êe]tes? (?:de|du) message d'origine|message d'origine|messaggio originale|"
+    r"intestazioni originali|mensaje original|mensagem original|исходное сообщение|"
+    r"原邮件|原始邮件|元のメッセージ|원본 메시지))",
     re.IGNORECASE | re.MULTILINE,
 )
 
@@ -87,8 +118,10 @@ def text_recipients(
     ]
     contexts = _address_contexts(report, _excluded_addresses(msg, originals, bounce_address))
     candidates = failed or list(contexts) or [""]
-    # A delay warning says the mail system is still trying: nothing has bounced yet.
-    if _DELAY_NOTICE.search(f"{decoded_header(msg, 'Subject')}\n{report}"):
+    # A delay warning says the mail system is still trying: nothing has bounced yet. A
+    # permanent code says otherwise ("delayed, then refused: 550 5.1.1 ..."): a failure.
+    delay = _DELAY_NOTICE.search(f"{decoded_header(msg, 'Subject')}\n{report}")
+    if delay and not has_permanent_code(report):
         return []
     # Text anywhere in the report vouches for a recipient only when there is no one else it
     # could be about: the mail system listed the failed addresses, or there is one address.
@@ -136,7 +169,7 @@ def _looks_like_bounce(msg: Message, text: str) -> bool:
 def _from_mail_system(msg: Message) -> bool:
     for name, address in getaddresses([decoded_header(msg, "From"), decoded_header(msg, "Sender")]):
         local = address.rpartition("@")[0] or address
-        if local.lower() in _MAIL_SYSTEM_LOCALS:
+        if local.lower() in _MAIL_SYSTEM_LOCALS or _EXCHANGE_SYSTEM.fullmatch(local):
             return True
         if re.search(r"mail delivery (?:system|subsystem)|mailer-daemon", name, re.I):
             return True
@@ -206,4 +239,5 @@ def _excluded_addresses(msg: Message, originals: list[Message], bounce_address: 
 
 
 def _is_system(address: str) -> bool:
-    return address.rpartition("@")[0] in _MAIL_SYSTEM_LOCALS
+    local = address.rpartition("@")[0]
+    return local in _MAIL_SYSTEM_LOCALS or bool(_EXCHANGE_SYSTEM.fullmatch(local))

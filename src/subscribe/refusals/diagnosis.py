@@ -49,6 +49,24 @@ _RULE_WORDS: tuple[tuple[Reason, str, bool], ...] = (
         False,
     ),
     (
+        Reason.POLICY,  # our return path failed the receiver's check: nothing about the reader
+        (
+            r"sender verif\w{0,8}.{0,40}fail|unknown sender|sender (?:is )?unknown|"
+            r"unresolvable rfc\.?5321|"
+            r"(?:your|the sender'?s?|sending|sender) domain\b.{0,60}(?:no (?:mx|a record|dns)|"
+            r"does not exist|doesn'?t exist|not found|unknown|not resolv|unresolvable|"
+            r"cannot be resolved)|"
+            r"verification failed for <?[^\s<>@]{1,64}@[^\s<>]{1,255}>?\s{0,3}550|"
+            r"sender callout|callout verification failed for sender|"
+            r"[ée]metteur invalide|invalid sender|exp[ée]diteur (?:invalide|inconnu)|"
+            r"absender\w{0,10} (?:ist )?(?:unbekannt|ung(?:ü|ue|u)ltig|abgelehnt)|"
+            r"mittente (?:sconosciut|non valid|rifiutat)|"
+            r"remitente (?:desconocido|no v[áa]lido|rechazado)|"
+            r"remetente (?:desconhecido|inv[áa]lido|rejeitado)|неизвестный отправитель"
+        ),
+        False,
+    ),
+    (
         Reason.TLS_REQUIRED,
         (
             r"\btls\b.{0,20}(?:required|mandatory|needed)|"
@@ -64,15 +82,28 @@ _RULE_WORDS: tuple[tuple[Reason, str, bool], ...] = (
         False,
     ),
     (
+        Reason.TOO_BIG,  # the message's size, worded like a quota: before the mailbox rules
+        (
+            r"(?:mail|message|e-?mail) size (?:limit )?(?:exceeded|exceeds|too)|"
+            r"taille (?:limite )?(?:du )?message"
+        ),
+        False,
+    ),
+    (
         Reason.MAILBOX_FULL,
         (
+            r"writing message: file too large|mail ?file is full|inbox (?:is )?(?:full|over)|"
+            r"caixa (?:postal |de correio |de entrada )?.{0,30}(?:cheia|lotada)|cota excedida|"
+            r"casilla.{0,30}llena|bo[iî]te.{0,40}pleine|"
+            r"skrzynka.{0,30}(?:pe[łl]na|przepe[łl]niona)|mailbox (?:is )?vol\b|"
+            r"邮箱已满|空间不足|용량|가득 ?찼|"
             r"mail ?box (?:is |was )?(?:full|over|out of)|mail ?box (?:size|storage|quota)|"
             r"mail ?box.{0,30}\bfull\b|"
             r"(?:quota|storage|size) (?:limit )?(?:exceeded|full|reached)|over ?quota|"
             r"exceed(?:s|ed)? (?:his |her |their |the |its )?(?:storage|quota|mail ?box)|"
             r"insufficient (?:storage|space|disk)|(?:disk|storage) quota|full mail ?box|"
             r"mail ?box exceeded|"
-            r"bo[iî]te.{0,20}pleine|postfach.{0,20}voll|buz[oó]n.{0,20}lleno|"
+            r"postfach.{0,20}voll|buz[oó]n.{0,20}lleno|"
             r"casella.{0,20}piena|переполнен|容量|\bquota\b|\b[45]\.2\.2\b"
         ),
         False,
@@ -96,7 +127,9 @@ _RULE_WORDS: tuple[tuple[Reason, str, bool], ...] = (
             r"mails|emails|recipients|rcpt|errors|invalid)|"
             r"rate[- ]?limit|unusual rate|at a rate|(?:connection|message|sending) rate|"
             r"throttl|\bTSS0[1-8]\b|\bTS0[12]\b|gr[ae]y-?list|unexpected volume|"
-            r"\b[45]\.7\.28\b|slow down|too fast|\b4\.4\.5\b"
+            r"\b[45]\.7\.28\b|slow down|too fast|\b4\.4\.5\b|frequency (?:limited|of receiving)|"
+            r"(?:receiving|sending) mail too quickly|excessive volume|max message per connection|"
+            r"trop de connexions"
         ),
         False,
     ),
@@ -106,7 +139,8 @@ _RULE_WORDS: tuple[tuple[Reason, str, bool], ...] = (
             r"relay(?:ing)? (?:access )?(?:is )?(?:denied|not (?:permitted|"
             r"allowed|authori[sz]ed)|prohibited|rejected|disallowed)|"
             r"(?:not permitted|not allowed|unable|cannot|can'?t) (?:to )?relay|"
-            r"we do not relay|no relaying|list of allowed rcpthosts|\b5\.7\.64\b"
+            r"we do not relay|no relaying|list of allowed rcpthosts|credentials for relay|"
+            r"\b5\.7\.64\b"
         ),
         False,
     ),
@@ -122,8 +156,12 @@ _RULE_WORDS: tuple[tuple[Reason, str, bool], ...] = (
             r"banned|blacklisted)|"
             r"(?:connections?|mail|messages) (?:from .{0,60})?(?:will not be|"
             r"are not|not) accepted from|"
-            r"messages from .{0,60}weren'?t sent|permanently deferred|ipcheck\.proofpoint|"
-            r"\bS3[01]\d\d\b|\[BL\d\d\]|junkmail rejected|\b5\.7\.(?:606|511|708|70[0-5])\b"
+            r"messages from .{0,60}weren'?t sent|not accepting connections|"
+            r"will not accept (?:delivery of )?(?:this|your) "
+            r"(?:message|mail|e-?mail)|permanently deferred|ipcheck\.proofpoint|"
+            r"\bS3[01]\d\d\b|\[BL\d\d\]|junkmail rejected|(?:ont|a) [ée]t[ée] bloqu|"
+            r"\b(?:OFR|LPN)\w{0,6}_(?:10[123]|510|999)\b|adresse ip source bloqu|"
+            r"\b5\.7\.(?:606|511|708|70[0-5])\b"
         ),
         False,
     ),
@@ -141,7 +179,11 @@ _RULE_WORDS: tuple[tuple[Reason, str, bool], ...] = (
         (
             r"not found, try again|name service error.{0,120}try again|"
             r"temporary (?:dns|lookup|name) (?:failure|error)|"
-            r"dns (?:lookup )?(?:timeout|timed out|temporar)|servfail"
+            r"dns (?:lookup )?(?:timeout|timed out|temporar)|servfail|"
+            r"malformed or unexpected name server reply|"
+            # the network on the way, before the vaguer "refused" of the policy rule
+            r"connect to \S{1,300}: (?:connection refused|connection timed out|no route to host|"
+            r"network is unreachable)|^connection (?:refused|timed out|reset)"
         ),
         False,
     ),
@@ -155,12 +197,16 @@ _RULE_WORDS: tuple[tuple[Reason, str, bool], ...] = (
         (
             r"host (?:or domain name )?not found|"
             r"domain (?:name )?(?:not found|unknown|not exist|does not exist|doesn'?t exist)|"
+            r"domain \S{1,255} (?:does not exist|doesn'?t exist|(?:is )?not found)|"
+            r"mx records point to non-?existent hosts|"
             r"unknown (?:host|domain)|no such (?:host|domain)|host unknown|"
             r"(?:domain|host) (?:is )?(?:invalid|unresolvable)|"
             r"unroute?able (?:address|domain|mail domain)|no (?:mx|mail exchanger|valid mx)|"
             r"mx (?:record )?(?:not found|lookup failed)|nxdomain|non-?existent ?domain|"
-            r"couldn'?t find any host|null mx|does not accept (?:e-?)?mail|"
-            r"bad destination system|\b5\.1\.2\b"
+            r"couldn'?t find any host|null mx|does not accept (?:e-?)?mail\b(?!\s{0,3}from)|"
+            r"bad destination system|(?:domaine|h[ôo]te) (?:introuvable|inexistant|inconnu)|"
+            r"域名不存在|домен.{0,20}не (?:найден|существует)|"
+            r"\b5\.1\.2\b"
         ),
         True,
     ),
@@ -183,11 +229,17 @@ _RULE_WORDS: tuple[tuple[Reason, str, bool], ...] = (
             r"no mail ?box here|"
             r"mail ?box (?:unavailable|not found|name not allowed|does not exist)|"
             r"not listed in (?:the )?(?:domino |public )?(?:directory|name and address book)|"
+            r"nicht im (?:domino-?)?verzeichnis|pas r[ée]pertori[ée]e? dans l'annuaire|"
             r"unrecogni[sz]ed o/?r[- ]?name|(?:recipient|user) name is not recogni[sz]ed|"
             r"non-?existent|inexistent|not our customer|"
             r"recipient address rejected: access denied|benutzer.{0,20}unbekannt|unbekannt|"
             r"existiert nicht|n'existe pas|inconnu|no existe|desconocido|inesistente|"
             r"não existe|не существует|нет такого|存在しません|宛先不明|ユーザ.{0,3}不明|"
+            r"(?:address|addressee|recipient|mail ?box|account) (?:is )?unknown|"
+            r"(?:empf(?:ä|ae|a)nger\w{0,10}|e-?mail-?adresse) (?:ist )?ung(?:ü|ue|u)ltig|"
+            r"destinataire (?:invalide|introuvable)|adresse (?:e-?mail |[ée]lectronique )?invalide|"
+            r"sconosciut|desconhecid|"
+            r"nie istnieje|bestaat niet|не найден|不存在|존재하지 않|없는 (?:사용자|주소|계정)|"
             r"\b[45]\.1\.(?:1|3|10)\b"
         ),
         True,
@@ -224,6 +276,7 @@ _RULE_WORDS: tuple[tuple[Reason, str, bool], ...] = (
             r"in (?:the )?queue too long|too long in (?:the )?queue|"
             r"(?:could not|couldn'?t|wasn'?t|was not) (?:be )?delivered (?:for|within|in) \d|"
             r"message timed out|time(?:d)?[- ]?out.{0,30}(?:queue|deliver)|retries exceeded|"
+            r"failing for a long time|"
             r"\b[45]\.4\.7\b"
         ),
         False,
@@ -236,7 +289,8 @@ _RULE_WORDS: tuple[tuple[Reason, str, bool], ...] = (
             r"message (?:content|body) (?:rejected|not accepted|contains)|"
             r"rejected (?:due to|because of|for) (?:its )?content|virus|malware|phish|"
             r"infected|suspicious|uribl|surbl|banned (?:content|attachment|file)|"
-            r"\b5\.7\.50[13]\b|\b5\.6\.\d{1,3}\b"
+            r"\b5\.7\.50[13]\b|\b5\.6\.\d{1,3}\b|mail rejet[ée]|\bOFR\w{0,6}_506\b|DT:SPM|"
+            r"not rfc ?\d{0,4} ?compliant|malformed (?:message|header)"
         ),
         False,
     ),
@@ -246,7 +300,7 @@ _RULE_WORDS: tuple[tuple[Reason, str, bool], ...] = (
             r"polic(?:y|ies)|not (?:authori[sz]ed|allowed|permitted|accepted)|prohibited|"
             r"administrative|access denied|denied|refused|restricted|blocked|banned|"
             r"rejected by (?:the )?(?:recipient|server|domain|administrator|organi[sz]ation|user)|"
-            r"(?:white|allow) ?list|受信拒否|拒否|\b[45]\.7\.\d{1,3}\b"
+            r"(?:white|allow) ?list|refus[ée]|abgelehnt|受信拒否|拒否|\b[45]\.7\.\d{1,3}\b"
         ),
         False,
     ),
