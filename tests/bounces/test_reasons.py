@@ -178,6 +178,34 @@ def test_classify_json_has_exactly_the_contract_keys(tmp_path: Path) -> None:
     ]
 
 
+def test_classify_judges_with_the_configured_bounce_address_as_process_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "User unknown" about our own VERP return path: the receiver refused our MAIL FROM.
+    # `bounces process` never removes the reader for it; the dry run must say the same.
+    bounce = tmp_path / "ours.eml"
+    bounce.write_bytes(
+        b"Return-Path: <>\nFrom: MAILER-DAEMON@relay.example.net\n"
+        b"To: bounces+MTAx.Zk3x@example.org\nSubject: Undelivered Mail Returned to Sender\n"
+        b"MIME-Version: 1.0\n"
+        b'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\n\n'
+        b"--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; relay\n\n"
+        b"Final-Recipient: rfc822; ann@example.net\nAction: failed\nStatus: 5.1.1\n"
+        b"Diagnostic-Code: smtp; 550 5.1.1 <bounces+MTAx.Zk3x@example.org>: User unknown\n"
+        b"\n--b--\n"
+    )
+    unconfigured = run("bounces", "classify", str(bounce))
+    assert "\tuser_unknown\tremove" in unconfigured.stdout
+    monkeypatch.setenv("SUBSCRIBE_BOUNCE_ADDRESS", "bounces@example.org")
+    configured = run("bounces", "classify", str(bounce))
+    assert configured.exit_code == 0, configured.output
+    assert configured.stdout.splitlines() == [
+        f"{bounce}\tann@example.net\thard\t5.1.1\tpolicy\tignore"
+    ]
+    monkeypatch.setenv("SUBSCRIBE_SMTP_PORT", "not a port")  # settings that do not load
+    assert run("bounces", "classify", str(bounce)).exit_code == 0
+
+
 def test_classify_needs_no_database_and_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -119,7 +119,7 @@ def bounces_classify(
     if not files and mbox is None and maildir is None:
         raise SubscribeError("give one or more FILEs, --mbox FILE or --maildir DIR")
     messages = [*_read_files(files or []), *_read_box(mbox, None), *_read_box(None, maildir)]
-    for verdict in classify(messages):
+    for verdict in classify(messages, bounce_address=_bounce_address()):
         if verdict.note:
             warn(f"{verdict.file}: {verdict.note}")
         for row in verdict.rows:
@@ -128,6 +128,19 @@ def bounces_classify(
             else:
                 fields = (row.address or "-", row.kind, row.status or "-", row.reason, row.action)
                 typer.echo("\t".join((row.file, *fields)))
+
+
+def _bounce_address() -> str:
+    """SUBSCRIBE_BOUNCE_ADDRESS, so that classify judges as `bounces process` does (VERP
+    tokens, a refusal naming our own return path); "" when the settings do not load: a
+    dry run needs none of the rest."""
+    from subscribe.config import load_settings
+    from subscribe.errors import ConfigError
+
+    try:
+        return load_settings().bounce_address
+    except ConfigError:
+        return ""
 
 
 def _read_files(files: list[Path]) -> Iterator[tuple[str, bytes]]:
