@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from pathlib import Path
 from subscribe.errors import SubscribeError
 
 DELIMITERS = (",", ";", "\t")
+# Excel's first line naming the delimiter, as some tools write it for European Excel.
+_SEPARATOR_HINT = re.compile(r"^\"?sep=(.)\"?[,;\t]*$", re.IGNORECASE)
 _SNIFF_BYTES = 1 << 16
 # Bytes Windows-1252 leaves undefined: a file holding them is read as Latin-1 instead.
 _CP1252_HOLES = frozenset(b"\x81\x8d\x8f\x90\x9d")
@@ -122,9 +125,19 @@ def _physical_lines(handle) -> Iterator[bytes]:  # type: ignore[no-untyped-def]
     yield from handle
 
 
+def is_preamble(fields: list[str]) -> bool:
+    """A record before the header: a blank line, or Excel's ``sep=;`` delimiter hint."""
+    text = "".join(fields).strip()
+    return not text or _SEPARATOR_HINT.match(",".join(fields).strip()) is not None
+
+
 def _sniff_delimiter(head: bytes, encoding: str) -> str:
     text = head.decode(encoding, "replace").lstrip("\ufeff")
-    header = next(iter(text.splitlines()), "")
+    lines = [line for line in text.splitlines() if line.strip()]
+    hint = _SEPARATOR_HINT.match(lines[0].strip()) if lines else None
+    if hint:
+        return hint.group(1) if hint.group(1) in DELIMITERS else ","
+    header = next(iter(lines), "")
     counts = {d: _count_outside_quotes(header, d) for d in DELIMITERS}
     best = max(DELIMITERS, key=lambda d: counts[d])
     return best if counts[best] else ","

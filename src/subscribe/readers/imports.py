@@ -79,7 +79,9 @@ def import_csv(
     """Read ``path`` whole, then store its readers by chunks (``dry_run``: only count them)."""
     shape = import_file.inspect(path, encoding=encoding)
     records = import_file.rows(path, shape)
-    first = next(records, None)
+    # The header is the first record with something in it, after any blank lines and
+    # Excel's "sep=;" line.
+    first = next((r for r in records if not import_file.is_preamble(r[1])), None)
     if first is None:
         raise import_file.UnreadableFile(f"{path} has no rows")
     layout = layout_for(first[1], forced=format)
@@ -96,10 +98,12 @@ def import_csv(
     )
     options = ImportOptions(confirmed, now, confirmation_emails, dry_run)
     chunk = _Chunk(engine, settings, options, report, source=f"import:{layout.format.name}")
+    # The header's line, or the line before the first address of a headerless list.
+    start = first[0] if layout.has_header_row else first[0] - 1
     records = import_file.rows(path, shape)
-    if layout.has_header_row:
-        next(records)
     for line, fields in records:
+        if line <= start:
+            continue
         reader = _reader(layout, layout.row(fields), line, options, report)
         if reader is not None:
             chunk.add(reader)

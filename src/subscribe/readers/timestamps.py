@@ -3,8 +3,9 @@
 Seen in exports: ISO 8601 with ``Z`` or an offset (Ghost, Substack, listmonk's ``+00``),
 ``YYYY-MM-DD HH:MM:SS`` in UTC (Mailchimp), the same with `` UTC``/`` GMT`` after it,
 microseconds, a date alone, RFC 2822 dates, Unix seconds or milliseconds, and a spreadsheet
-re-save as ``DD.MM.YYYY HH:MM``. Day-first and month-first slashes (``03/04/2019``) cannot
-be told apart, so they are not guessed at.
+re-save as ``DD.MM.YYYY HH:MM`` or ``YYYY/MM/DD``, and English month names as dashboards show
+them (``Jan 5, 2023 10:00 AM``, ``5 January 2023``). Day-first and month-first slashes
+(``03/04/2019``) cannot be told apart, so they are not guessed at.
 """
 
 from __future__ import annotations
@@ -16,6 +17,22 @@ from email.utils import parsedate_to_datetime
 _ZONE_SUFFIX = re.compile(r"\s*(?:UTC|GMT|Z)$", re.IGNORECASE)
 _SPACED_OFFSET = re.compile(r"^(.*\d)\s+([+-]\d{2}:?\d{2})$")
 _DOTTED = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
+_YEAR_FIRST = re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})((?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?.*)$")
+# Dates spelled with an English month name, as dashboards show them ("Jan 5, 2023 10:00 AM").
+_MONTH_NAMED = (
+    "%b %d, %Y",
+    "%B %d, %Y",
+    "%d %b %Y",
+    "%d %B %Y",
+    "%b %d, %Y %I:%M %p",
+    "%B %d, %Y %I:%M %p",
+    "%b %d, %Y %H:%M",
+    "%B %d, %Y %H:%M",
+    "%b %d, %Y %I:%M:%S %p",
+    "%d %b %Y %H:%M",
+    "%d %b %Y %H:%M:%S",
+    "%a %b %d %Y %H:%M:%S",
+)
 _EPOCH = re.compile(r"^\d{9,13}(?:\.\d+)?$")
 # Unix seconds between 1990 and 2100: anything else is not a date a list could hold.
 _EPOCH_RANGE = (631152000, 4102444800)
@@ -34,7 +51,15 @@ def parse_timestamp(text: str) -> datetime | None:
         parsed: datetime | None = datetime.fromisoformat(value)
     except ValueError:
         parsed = None
-    parsed = parsed or _iso(value) or _dotted(value) or _epoch(value) or _rfc2822(value)
+    parsed = (
+        parsed
+        or _iso(value)
+        or _dotted(value)
+        or _epoch(value)
+        or _year_first_slashes(value)
+        or _month_named(value)  # before RFC 2822, whose parser would drop a "PM"
+        or _rfc2822(value)
+    )
     if parsed is None:
         raise NotADate(value)
     if parsed.tzinfo is None:  # the tools that write naive times write UTC
@@ -72,6 +97,27 @@ def _dotted(value: str) -> datetime | None:
         )
     except ValueError:
         return None
+
+
+def _year_first_slashes(value: str) -> datetime | None:
+    """``2023/05/12 10:00``: year first, so never ambiguous (spreadsheets in East Asia)."""
+    match = _YEAR_FIRST.match(value)
+    if match is None:
+        return None
+    year, month, day, rest = match.groups()
+    return _iso(f"{year}-{int(month):02d}-{int(day):02d}{rest.replace('T', ' ', 1)}")
+
+
+def _month_named(value: str) -> datetime | None:
+    if not value[:1].isalpha() and not value[:2].strip().isdigit():
+        return None
+    text = " ".join(_ZONE_SUFFIX.sub("", value).replace(" at ", " ").split())
+    for pattern in _MONTH_NAMED:
+        try:
+            return datetime.strptime(text, pattern)
+        except ValueError:
+            continue
+    return None
 
 
 def _epoch(value: str) -> datetime | None:
