@@ -387,6 +387,17 @@ def test_an_sms_status_is_not_an_email_status(engine: Engine, tmp_path: Path) ->
     }
 
 
+def test_an_address_book_state_is_a_region_not_kits_state(engine: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "book.csv"
+    path.write_text(
+        "Email Address,First Name,City,State,Created At\n"
+        "ann@example.org,Ann,Portland,OR,2020-01-01\n"
+    )
+    result = run("import", str(path), "--confirmed", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "format: csv " in result.stdout and "would import 1 (confirmed 1)" in result.stdout
+
+
 @pytest.mark.parametrize(
     ("text", "iso"),
     [

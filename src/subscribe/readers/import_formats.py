@@ -406,6 +406,21 @@ def _has_any(*names: str) -> Callable[[frozenset[str]], bool]:
     return lambda header: any(name in header for name in names)
 
 
+# Columns of an address book, where "State" is a region and not Kit's subscriber state.
+_POSTAL = ("city", "zip", "zipcode", "postcode", "postalcode", "country", "address", "region")
+
+
+def _is_kit(header: frozenset[str]) -> bool:
+    if "subscriberstate" in header:
+        return "emailaddress" in header
+    return (
+        "emailaddress" in header
+        and "state" in header
+        and "createdat" in header
+        and not any(column in header for column in _POSTAL)
+    )
+
+
 _MAILCHIMP_MARKS = ("optintime", "confirmtime", "unsubtime", "cleantime", "memberrating", "leid")
 _BEEHIIV_MARKS = ("utmsource", "utmmedium", "utmcampaign", "referringsite", "subscriptiontier")
 _GHOST_MARKS = ("complimentaryplan", "stripecustomerid")
@@ -476,7 +491,7 @@ FORMATS: tuple[ExportFormat, ...] = (
     ExportFormat(
         "kit",
         "Kit (ConvertKit) subscribers export",
-        lambda h: "emailaddress" in h and ("state" in h or "subscriberstate" in h),
+        _is_kit,
         email=("emailaddress", "email"),
         standing=judge(statuses=("state", "subscriberstate", "status"), words=_KIT_WORDS),
         confirmed=("confirmedat", "createdat", "subscribedat"),
