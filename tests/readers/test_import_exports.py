@@ -93,7 +93,7 @@ EXPECTED: dict[str, Export] = {
             # Only their SMS is blacklisted: their email is not.
             "yves@example.fr": Reader("confirmed", "Yves", "2023-02-02T12:00:00Z"),
         },
-        skipped=("line 5: zelie@example.fr: emailblacklisted is 'peut-être', not yes or no",),
+        skipped=("line 5: zelie@example.fr: EMAIL_BLACKLISTED is 'peut-être', not yes or no",),
         note="read as Windows-1252",
     ),
     "mailpoet_subscribers.txt": Export(
@@ -384,6 +384,24 @@ def test_an_sms_status_is_not_an_email_status(engine: Engine, tmp_path: Path) ->
     assert {email: s.status for email, s in stored(engine).items()} == {
         "ann@example.org": "confirmed",
         "ben@example.org": "confirmed",
+    }
+
+
+def test_hand_edited_headers_two_address_columns_and_quotes_after_a_space(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """ "E-mail" and "Email" are both read (the first with something in it), and quotes a
+    hand-edited file put after a space are not part of the name or the address."""
+    path = tmp_path / "edited.csv"
+    path.write_text(
+        ' "E-mail" , "Email" , "Name" \n,ann@example.org, "Ann ""A"" Ash"\nbo@example.org,,Bo\n'
+    )
+    result = run("import", str(path), "--confirmed")
+    assert result.exit_code == 0, result.output
+    rows = stored(engine)
+    assert {email: s.name for email, s in rows.items()} == {
+        "ann@example.org": 'Ann "A" Ash',
+        "bo@example.org": "Bo",
     }
 
 

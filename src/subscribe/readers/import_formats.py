@@ -9,6 +9,7 @@ guessed at: the row is skipped and listed, because guessing "subscribed" mails p
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -59,7 +60,7 @@ _FALSE = frozenset({"false", "no", "n", "f", "0", "non", "nein", "nee", "não", 
 
 
 def loose(name: str) -> str:
-    return re.sub(r"[\s_\-.]+", "", name.lstrip("\ufeff").strip().casefold())
+    return re.sub(r"[\s_\-.\"]+", "", name.lstrip("\ufeff").strip().casefold())
 
 
 # Address columns of generic files and of tools that localise their headers (Mailchimp
@@ -206,24 +207,52 @@ _IPS = ("ip", "ipaddress", "signupip", "optinip", "subscribedip", "confirmip", "
 class Row:
     """One record, read by the loose names of its header."""
 
-    __slots__ = ("_fields", "_index")
+    __slots__ = ("_fields", "_index", "_more", "_written")
 
-    def __init__(self, index: Mapping[str, int], fields: Sequence[str]) -> None:
+    def __init__(
+        self,
+        index: Mapping[str, int],
+        fields: Sequence[str],
+        *,
+        more: Mapping[str, tuple[int, ...]] | None = None,
+        written: Mapping[str, str] | None = None,
+    ) -> None:
         self._index = index
         self._fields = fields
+        self._more = more  # later columns under the same loose name ("E-mail" and "Email")
+        self._written = written
 
     def has(self, name: str) -> bool:
         return name in self._index
+
+    def label(self, name: str) -> str:
+        """The column as the header writes it, for messages."""
+        return (self._written or {}).get(name, name)
 
     def get(self, *names: str) -> str:
         """The first non-empty cell among the columns ``names``."""
         for name in names:
             position = self._index.get(name)
             if position is not None and position < len(self._fields):
-                value = self._fields[position].strip()
+                value = _unquoted(self._fields[position])
                 if value:
                     return value
+            if self._more and name in self._more:
+                for later in self._more[name]:
+                    if later < len(self._fields):
+                        value = _unquoted(self._fields[later])
+                        if value:
+                            return value
         return ""
+
+
+def _unquoted(cell: str) -> str:
+    """A cell without its spaces, and without quotes a hand-edited file put after a space
+    (`` "Ada",``), which the csv module leaves in."""
+    value = cell.strip()
+    if len(value) > 1 and value[0] == '"' and value[-1] == '"':
+        return value[1:-1].replace('""', '"').strip()
+    return value
 
 
 @dataclass(frozen=True)
@@ -288,11 +317,23 @@ def judge(
     says they left or bounce wins over one that says subscribed (the safe way round); a
     value we do not know skips the row, unless another column already says they left."""
     vocabulary = {**_VOCABULARY, **(words or {})}
+    plans: dict[frozenset[str], tuple[list[str], list[tuple[str, Standing]], list[str]]] = {}
+
+    def plan(header: frozenset[str]) -> tuple[list[str], list[tuple[str, Standing]], list[str]]:
+        """The columns this file has, worked out once per file rather than once per row."""
+        found = plans.get(header)
+        if found is None:
+            found = plans[header] = (
+                [c for c in statuses if c in header],
+                [(c, meaning) for c, meaning in flags.items() if c in header],
+                [c for c in left if c in header],
+            )
+        return found
 
     def standing(row: Row, header: frozenset[str]) -> Standing | str:
         found: set[Standing] = set()
         unknown: list[str] = []
-        status_columns = [c for c in statuses if c in header]
+        status_columns, flag_columns, left_columns = plan(header)
         for column in status_columns:
             value = row.get(column)
             if value:
@@ -301,9 +342,7 @@ def judge(
                     unknown.append(f"unknown status {value!r}")
                 else:
                     found.add(known)
-        for column, meaning in flags.items():
-            if column not in header:
-                continue
+        for column, meaning in flag_columns:
             value = row.get(column)
             if not value:
                 continue
@@ -319,8 +358,8 @@ def judge(
                 if meaning in (Standing.LEFT, Standing.UNDELIVERABLE):
                     found.add(meaning)  # "Unsubscribed: 2023-10-10": when they left
             else:
-                unknown.append(f"{column} is {value!r}, not yes or no")
-        if row.get(*(c for c in left if c in header)):
+                unknown.append(f"{row.label(column)} is {value!r}, not yes or no")
+        if left_columns and row.get(*left_columns):
             found.add(Standing.LEFT)
         for candidate in _GONE_FIRST[:2]:
             if candidate in found:
@@ -360,7 +399,7 @@ def _ghost(row: Row, header: frozenset[str]) -> Standing | str:
     column = "subscribedtoemails" if "subscribedtoemails" in header else "subscribed"
     subscribed = _flag(row.get(column))
     if subscribed is None:
-        return f"{column} is {row.get(column)!r}, not true or false"
+        return f"{row.label(column)} is {row.get(column)!r}, not true or false"
     return Standing.SUBSCRIBED if subscribed else Standing.LEFT
 
 
@@ -582,9 +621,11 @@ class Layout:
     has_header_row: bool
     # The header as written, for the mapping --dry-run prints.
     written: Mapping[str, str]
+    # Later columns with the same loose name as an earlier one.
+    more: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
 
     def row(self, fields: Sequence[str]) -> Row:
-        return Row(self.index, fields)
+        return Row(self.index, fields, more=self.more, written=self.written)
 
     def mapping(self) -> list[str]:
         """ "Email Address -> email"-style lines: which column feeds which field."""
@@ -611,9 +652,13 @@ def layout_for(header_fields: Sequence[str], *, forced: str | None = None) -> La
     names = [loose(field) for field in header_fields]
     header = frozenset(name for name in names if name)
     index: dict[str, int] = {}
-    for position, name in enumerate(names):
+    more: dict[str, tuple[int, ...]] = {}
+    written: dict[str, str] = {}
+    for position, (name, cell) in enumerate(zip(names, header_fields, strict=True)):
+        if name in index:
+            more[name] = (*more.get(name, ()), position)
         index.setdefault(name, position)
-    written = {loose(f): f.lstrip("\ufeff").strip() for f in header_fields}
+        written.setdefault(name, _unquoted(cell.lstrip("\ufeff")))
     bare = len(header_fields) == 1 and "@" in header_fields[0]
     if forced is not None:
         chosen = _BY_NAME.get(forced)
@@ -634,5 +679,5 @@ def layout_for(header_fields: Sequence[str], *, forced: str | None = None) -> La
                 "'Email Address'), nor an address"
             )
     if chosen.single_column:
-        index = {"email": 0}
-    return Layout(chosen, header, index, has_header_row=not bare, written=written)
+        index, more = {"email": 0}, {}
+    return Layout(chosen, header, index, has_header_row=not bare, written=written, more=more)
