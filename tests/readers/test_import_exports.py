@@ -405,6 +405,59 @@ def test_hand_edited_headers_two_address_columns_and_quotes_after_a_space(
     }
 
 
+def test_a_reason_in_brackets_and_addresses_copied_with_a_name(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """ "Unsubscribed (by admin)" is unsubscribed; "Subscribed (unconfirmed)" is not guessed.
+    "Ada <ada@...>" and "mailto:" links are the address (and the name, when none is given)."""
+    path = tmp_path / "copied.csv"
+    path.write_text(
+        "Email,Status\n"
+        '"Ada Lovelace <ada@example.org>",Subscribed\n'
+        "mailto:bob@example.org,Unsubscribed (by admin)\n"
+        "cy@example.org,Subscribed (unconfirmed)\n"
+        "<dee@example.org>,Bounced (hard)\n"
+    )
+    result = run("import", str(path), "--confirmed")
+    assert result.exit_code == 0, result.output
+    assert "line 4: cy@example.org: unknown status 'Subscribed (unconfirmed)'" in result.stderr
+    rows = stored(engine)
+    assert {email: (s.status, s.name) for email, s in rows.items()} == {
+        "ada@example.org": ("confirmed", "Ada Lovelace"),
+        "bob@example.org": ("unsubscribed", ""),
+        "dee@example.org": ("bounced", ""),
+    }
+
+
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [
+        ('"Indirizzo email",Nome,Cognome', "Ada Rossi"),  # Italian
+        ('"Endereço de email",Nome,Sobrenome', "Ada Rossi"),  # Portuguese
+        ("E-mailadres,Voornaam,Achternaam", "Ada Rossi"),  # Dutch
+        ('"Adres e-mail",Imię,Nazwisko', "Ada Rossi"),  # Polish
+        ("E-postadress,Förnamn,Efternamn", ""),  # Swedish: the address only
+    ],
+)
+def test_mailchimp_audiences_in_other_languages(
+    engine: Engine, tmp_path: Path, header: str, name: str
+) -> None:
+    path = tmp_path / "members.csv"
+    path.write_text(
+        f"{header},OPTIN_TIME,CONFIRM_TIME,LEID\n"
+        'ada@example.org,Ada,Rossi,"2020-01-01 10:00:00","2020-01-01 10:05:00",1\n'
+    )
+    result = run("import", str(path), "--confirmed")
+    assert result.exit_code == 0, result.output
+    reader = stored(engine)["ada@example.org"]
+    assert (reader.status, reader.name, reader.consent_source) == (
+        "confirmed",
+        name,
+        "import:mailchimp",
+    )
+    assert reader.confirmed_at == at("2020-01-01T10:05:00Z")
+
+
 def test_an_address_book_state_is_a_region_not_kits_state(engine: Engine, tmp_path: Path) -> None:
     path = tmp_path / "book.csv"
     path.write_text(

@@ -90,6 +90,16 @@ _EMAIL_COLUMNS = (
     "adresemail",
     "contactemail",
     "useremail",
+    "epostadresse",
+    "epostadress",
+    "sähköpostiosoite",
+    "emailcím",
+    "adresaemail",
+    "eposta",
+    "メールアドレス",
+    "电子邮件地址",
+    "电子邮件",
+    "이메일주소",
 )
 # Columns that say where a reader stands with email, the most specific first (never
 # "SMS Marketing Status", nor "State", which is as often a region as a status).
@@ -274,21 +284,33 @@ class ExportFormat:
     # A reader's language, where a source has one (ours; a CSV's "language" or "locale").
     language: tuple[str, ...] = ("language", "lang", "locale", "preferredlanguage")
 
-    def name_of(self, row: Row) -> str:
-        for columns in self.names:
-            if not row.has(columns[0]):  # ("prénom", "nom") is not the name of a "NOM" alone
-                continue
-            parts = [row.get(column) for column in columns]
-            if any(parts):
-                return " ".join(part for part in parts if part)
-        return ""
+    def name_columns(self, header: frozenset[str]) -> list[tuple[str, ...]]:
+        """The ways this file spells a name, best first: those whose every column is there
+        ("Nome" + "Cognome" before "Nome" + "Sobrenome"), then those with their first one
+        (Kit's "first_name" alone); never a last name alone ("NOM" without "PRENOM")."""
+        whole = [c for c in self.names if all(column in header for column in c)]
+        first = [c for c in self.names if c[0] in header and c not in whole]
+        return whole + first
 
 
 def _status(row: Row, *columns: str) -> Standing | str:
     value = row.get(*columns)
     if not value:
         return "no status"
-    return _VOCABULARY.get(loose(value), f"unknown status {value!r}")
+    return word(value, _VOCABULARY) or f"unknown status {value!r}"
+
+
+def word(value: str, vocabulary: Mapping[str, Standing]) -> Standing | None:
+    """A status word, also when a tool adds why in brackets: "Unsubscribed (by admin)".
+    The bracket is dropped only for a word that says they left or bounced: "Subscribed
+    (unconfirmed)" is not read as subscribed."""
+    key = loose(value)
+    known = vocabulary.get(key)
+    if known is None and "(" in value:
+        known = vocabulary.get(loose(value.split("(", 1)[0]))
+        if known not in (Standing.LEFT, Standing.UNDELIVERABLE):
+            return None
+    return known
 
 
 def _flag(value: str) -> bool | None:
@@ -337,7 +359,7 @@ def judge(
         for column in status_columns:
             value = row.get(column)
             if value:
-                known = vocabulary.get(loose(value))
+                known = word(value, vocabulary)
                 if known is None:
                     unknown.append(f"unknown status {value!r}")
                 else:
@@ -352,8 +374,8 @@ def judge(
             elif flag is False:
                 if meaning == Standing.SUBSCRIBED:
                     found.add(Standing.LEFT)
-            elif loose(value) in vocabulary:
-                found.add(vocabulary[loose(value)])
+            elif (known := word(value, vocabulary)) is not None:
+                found.add(known)
             elif _is_date(value):
                 if meaning in (Standing.LEFT, Standing.UNDELIVERABLE):
                     found.add(meaning)  # "Unsubscribed: 2023-10-10": when they left
@@ -623,6 +645,15 @@ class Layout:
     written: Mapping[str, str]
     # Later columns with the same loose name as an earlier one.
     more: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
+    # The name columns this file has, best first (ExportFormat.name_columns).
+    names: Sequence[tuple[str, ...]] = ()
+
+    def name_of(self, row: Row) -> str:
+        for columns in self.names:
+            parts = [row.get(column) for column in columns]
+            if any(parts):
+                return " ".join(part for part in parts if part)
+        return ""
 
     def row(self, fields: Sequence[str]) -> Row:
         return Row(self.index, fields, more=self.more, written=self.written)
@@ -639,11 +670,9 @@ class Layout:
             found = [self.written[c] for c in dict.fromkeys(columns) if c in self.index]
             if found:
                 lines.append(f"{' or '.join(found)} -> {field}")
-        for columns in fmt.names:
-            found = [self.written[c] for c in columns if c in self.index]
-            if columns[0] in self.index:
-                lines.append(f"{' + '.join(found)} -> name")
-                break
+        if self.names:
+            found = [self.written[c] for c in self.names[0] if c in self.index]
+            lines.append(f"{' + '.join(found)} -> name")
         return lines
 
 
@@ -680,4 +709,5 @@ def layout_for(header_fields: Sequence[str], *, forced: str | None = None) -> La
             )
     if chosen.single_column:
         index, more = {"email": 0}, {}
-    return Layout(chosen, header, index, has_header_row=not bare, written=written, more=more)
+    names_found = chosen.name_columns(header)
+    return Layout(chosen, header, index, not bare, written, more, names_found)

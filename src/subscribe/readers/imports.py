@@ -10,6 +10,7 @@ emails of the new pending readers queued in the same transaction.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -121,6 +122,7 @@ def _reader(
         if row.get(*layout.index):  # a row with cells but no address
             report.invalid.append((line, "no email address"))
         return None
+    raw, named = _unwrapped(raw)
     try:
         address = normalize(raw)
     except InvalidAddress as exc:
@@ -151,7 +153,7 @@ def _reader(
     return {
         "email": address.display,
         "email_key": address.key,
-        "name": clean_name(fmt.name_of(row)),
+        "name": clean_name(layout.name_of(row) or named),
         "status": status.value,
         "created_at": created or consented or options.now,
         "confirmed_at": confirmed_at,
@@ -169,6 +171,24 @@ def _reader(
         "confirmations_that_day": 0,
         "bounce_count": 0,
     }
+
+
+# "Ada Lovelace <ada@example.org>" (an address book's or a mail client's copy) and
+# "mailto:ada@example.org" (a spreadsheet's link): the address, and the name if there is one.
+_NAMED_ADDRESS = re.compile(r'^\s*"?([^"<>]*?)"?\s*<\s*([^<>\s]+@[^<>\s]+)\s*>\s*$')
+_MAILTO = re.compile(r"^\s*mailto:\s*(\S+@\S+?)\s*$", re.IGNORECASE)
+
+
+def _unwrapped(raw: str) -> tuple[str, str]:
+    if "<" in raw:
+        match = _NAMED_ADDRESS.match(raw)
+        if match:
+            return match.group(2), match.group(1).strip()
+    if raw[:7].casefold() == "mailto:":
+        match = _MAILTO.match(raw)
+        if match:
+            return match.group(1).split("?", 1)[0], ""
+    return raw, ""
 
 
 def _status(standing: Standing, confirmed: bool) -> SubscriberStatus:
