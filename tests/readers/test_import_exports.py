@@ -239,6 +239,27 @@ EXPECTED: dict[str, Export] = {
             "ulf@example.com": Reader("unsubscribed", "Ulf"),  # archived
         },
     ),
+    "mailchimp_subscribed_members_us_excel.csv": Export(
+        "mailchimp",
+        {
+            # 3/4/2019 is March the 4th: the file's 11/30/2020 shows it writes month first.
+            "vic@example.com": Reader(
+                "confirmed", "Vic Vance", "2019-03-04T09:05:00Z", "2019-03-04T09:07:00Z"
+            ),
+            "wyn@example.com": Reader(
+                "confirmed", "Wyn", "2020-11-30T23:59:00Z", "2020-12-01T00:01:00Z"
+            ),
+        },
+        note="dates such as 03/04/2019 read month first, as '11/30/2020 23:59' on line 3",
+    ),
+    "uk_sheet.csv": Export(
+        "csv",
+        {
+            "xan@example.co.uk": Reader("confirmed", "Xan Xu", "2019-04-03T00:00:00Z"),
+            "yas@example.co.uk": Reader("confirmed", "Yas Young", "2020-12-25T00:00:00Z"),
+        },
+        note="read day first, as '25/12/2020' on line 3 shows",
+    ),
     "excel_semicolon_list.csv": Export(
         "csv",
         {
@@ -277,7 +298,7 @@ def test_each_export_keeps_statuses_names_and_dates(engine: Engine, name: str) -
     if expected.note:
         assert expected.note in result.stderr
     else:
-        assert "read as" not in result.stderr
+        assert "read as" not in result.stderr and " read " not in result.stderr
     rows = stored(engine)
     assert sorted(rows) == sorted(expected.readers)
     for email, want in expected.readers.items():
@@ -456,6 +477,25 @@ def test_mailchimp_audiences_in_other_languages(
         "import:mailchimp",
     )
     assert reader.confirmed_at == at("2020-01-01T10:05:00Z")
+
+
+def test_slashed_dates_are_read_only_when_the_file_shows_its_order(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A file whose dates go both ways (13/01 and 01/13) shows no order: nothing guessed."""
+    path = tmp_path / "mixed.csv"
+    path.write_text(
+        "email,created_at\n"
+        "ann@example.org,13/01/2020\n"
+        "ben@example.org,01/13/2020\n"
+        "cat@example.org,2020-01-13\n"
+    )
+    result = run("import", str(path), "--confirmed")
+    assert result.exit_code == 0, result.output
+    assert "line 2: '13/01/2020' is not a date" in result.stderr
+    assert "line 3: '01/13/2020' is not a date" in result.stderr
+    assert " read " not in result.stderr
+    assert stored(engine)["cat@example.org"].created_at == at("2020-01-13T00:00:00Z")
 
 
 def test_an_address_book_state_is_a_region_not_kits_state(engine: Engine, tmp_path: Path) -> None:

@@ -95,6 +95,7 @@ _EMAIL_COLUMNS = (
     "sähköpostiosoite",
     "emailcím",
     "adresaemail",
+    "emailováadresa",
     "eposta",
     "メールアドレス",
     "电子邮件地址",
@@ -184,6 +185,9 @@ _CREATED = (
     "addedat",
     "joined",
     "joindate",
+    "datejoined",
+    "joinedat",
+    "joinedon",
     "angemeldetam",
     "anmeldedatum",
     "erstelltam",
@@ -647,6 +651,18 @@ class Layout:
     more: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
     # The name columns this file has, best first (ExportFormat.name_columns).
     names: Sequence[tuple[str, ...]] = ()
+    _present: dict[tuple[str, ...], tuple[str, ...]] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def present(self, columns: tuple[str, ...]) -> tuple[str, ...]:
+        """Those of ``columns`` the file has (a format names many; a file has a few), so a
+        row looks up only those."""
+        cache: dict[tuple[str, ...], tuple[str, ...]] = self._present
+        found = cache.get(columns)
+        if found is None:
+            found = cache[columns] = tuple(c for c in dict.fromkeys(columns) if c in self.index)
+        return found
 
     def name_of(self, row: Row) -> str:
         for columns in self.names:

@@ -30,7 +30,7 @@ from .addresses import normalize
 from .exports import CATEGORY_SEPARATOR
 from .import_formats import Layout, Row, Standing, layout_for
 from .subscribers import clean_name, suppression_hasher
-from .timestamps import NotADate, parse_timestamp
+from .timestamps import NotADate, parse_timestamp, slash_order, slash_parts
 
 IMPORT_CHUNK = 5000
 _STAYING = (SubscriberStatus.PENDING.value, SubscriberStatus.CONFIRMED.value)
@@ -65,6 +65,54 @@ class ImportOptions:
     dry_run: bool = False
 
 
+class _SlashOrder:
+    """How the file's date columns write ``03/04/2019``, "dmy" or "mdy", if one of its dates
+    shows it (``25/12/2019``) and none says the other; None when none does. Read from the
+    whole file the first time such a date is met (files without one never pay for it)."""
+
+    def __init__(
+        self,
+        path: Path,
+        shape: import_file.TextShape,
+        layout: Layout,
+        start: int,
+        report: ImportReport,
+    ) -> None:
+        self.path, self.shape, self.layout, self.start = path, shape, layout, start
+        self.report = report
+        self.order: str | None = None
+        self.decided = False
+
+    def __call__(self) -> str | None:
+        if not self.decided:
+            self.decided = True
+            examples: list[str] = []
+            self.order = slash_order(self._pairs(examples))
+            if self.order and examples:
+                spelled = "day first" if self.order == "dmy" else "month first"
+                note = f"dates such as 03/04/2019 read {spelled}, as {examples[0]} shows"
+                self.report.encoding_note = "; ".join(
+                    filter(None, (self.report.encoding_note, note))
+                )
+        return self.order
+
+    def _pairs(self, examples: list[str]) -> Iterator[tuple[int, int]]:
+        fmt, layout = self.layout.format, self.layout
+        columns = [
+            c for c in dict.fromkeys((*fmt.created, *fmt.confirmed, *fmt.left)) if c in layout.index
+        ]
+        for line, fields in import_file.rows(self.path, self.shape):
+            if line <= self.start:
+                continue
+            row = layout.row(fields)
+            for column in columns:
+                value = row.get(column)
+                if "/" in value and (parts := slash_parts(value)) is not None:
+                    if max(parts) > 12 and not examples:
+                        examples.append(f"{value!r} on line {line}")
+                    yield parts
+
+
 def import_csv(
     engine: Engine,
     settings: Settings,
@@ -97,15 +145,16 @@ def import_csv(
         encoding_note=shape.note,
         dry_run=dry_run,
     )
-    options = ImportOptions(confirmed, now, confirmation_emails, dry_run)
-    chunk = _Chunk(engine, settings, options, report, source=f"import:{layout.format.name}")
     # The header's line, or the line before the first address of a headerless list.
     start = first[0] if layout.has_header_row else first[0] - 1
+    slashes = _SlashOrder(path, shape, layout, start, report)
+    options = ImportOptions(confirmed, now, confirmation_emails, dry_run)
+    chunk = _Chunk(engine, settings, options, report, source=f"import:{layout.format.name}")
     records = import_file.rows(path, shape)
     for line, fields in records:
         if line <= start:
             continue
-        reader = _reader(layout, layout.row(fields), line, options, report)
+        reader = _reader(layout, layout.row(fields), line, options, report, slashes)
         if reader is not None:
             chunk.add(reader)
     chunk.flush()
@@ -113,11 +162,17 @@ def import_csv(
 
 
 def _reader(
-    layout: Layout, row: Row, line: int, options: ImportOptions, report: ImportReport
+    layout: Layout,
+    row: Row,
+    line: int,
+    options: ImportOptions,
+    report: ImportReport,
+    slashes: Callable[[], str | None] = lambda: None,
 ) -> dict[str, Any] | None:
     """The subscriber row a record makes, None when it is skipped (and listed)."""
     fmt = layout.format
-    raw = row.get(*fmt.email)
+    present = layout.present
+    raw = row.get(*present(fmt.email))
     if not raw:
         if row.get(*layout.index):  # a row with cells but no address
             report.invalid.append((line, "no email address"))
@@ -138,12 +193,17 @@ def _reader(
         try:
             return parse_timestamp(value)
         except NotADate:
+            if "/" in value and slash_parts(value) is not None and (order := slashes()):
+                try:
+                    return parse_timestamp(value, slashes=order)
+                except NotADate:
+                    pass
             report.warnings.append((line, f"{value!r} is not a date; the import time is used"))
             return None
 
-    created, consented = when(fmt.created), when(fmt.confirmed)
+    created, consented = when(present(fmt.created)), when(present(fmt.confirmed))
     status = _status(standing, options.confirmed)
-    left = when(fmt.left) if status in _GONE else None
+    left = when(present(fmt.left)) if status in _GONE else None
     if status == SubscriberStatus.CONFIRMED:
         confirmed_at: datetime | None = consented or created or options.now
     elif status == SubscriberStatus.PENDING:
@@ -159,14 +219,16 @@ def _reader(
         "confirmed_at": confirmed_at,
         "unsubscribed_at": left or (options.now if status in _GONE else None),
         "consent_source": "",  # set by the chunk
-        "consent_ip": row.get(*fmt.ip)[:64],
+        "consent_ip": row.get(*present(fmt.ip))[:64],
         "consent_user_agent": "",
         "consent_at": consented or created or options.now,
         "cadence": _cadence(row.get(*fmt.cadence)) if fmt.cadence else "post",
         "categories": _categories(row.get(*fmt.categories)) if fmt.categories else [],
         # Kept as the source spells it (``de-AT``): the nearest language on offer is
         # chosen when an email is made, so a language added later is picked up.
-        "language": (language_tag(row.get(*fmt.language)[:35]) or "") if fmt.language else "",
+        "language": (language_tag(row.get(*present(fmt.language))[:35]) or "")
+        if fmt.language
+        else "",
         "confirmation_day": "",
         "confirmations_that_day": 0,
         "bounce_count": 0,
