@@ -498,6 +498,34 @@ def test_slashed_dates_are_read_only_when_the_file_shows_its_order(
     assert stored(engine)["cat@example.org"].created_at == at("2020-01-13T00:00:00Z")
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        "email,name\nann@example.org,Änn\n".encode("utf-32"),  # its BOM starts like UTF-16's
+        "sep=|\nemail|name\nann@example.org|Änn\n".encode(),
+    ],
+    ids=["utf32-bom", "pipe-hint"],
+)
+def test_rarer_shapes_utf32_and_a_pipe_separator(
+    engine: Engine, tmp_path: Path, data: bytes
+) -> None:
+    path = tmp_path / "rare.csv"
+    path.write_bytes(data)
+    result = run("import", str(path), "--confirmed")
+    assert result.exit_code == 0, result.output
+    assert {email: s.name for email, s in stored(engine).items()} == {"ann@example.org": "Änn"}
+
+
+def test_a_long_unknown_status_is_cut_in_its_message(engine: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "long.csv"
+    path.write_text("email,status\nann@example.org," + "z" * 5000 + "\n")
+    result = run("import", str(path), "--confirmed")
+    assert result.exit_code == 0, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("line 2: ann@example.org: unknown status 'zzz") and len(line) < 200
+    assert stored(engine) == {}
+
+
 def test_an_address_book_state_is_a_region_not_kits_state(engine: Engine, tmp_path: Path) -> None:
     path = tmp_path / "book.csv"
     path.write_text(

@@ -20,7 +20,7 @@ from subscribe.errors import SubscribeError
 
 DELIMITERS = (",", ";", "\t")
 # Excel's first line naming the delimiter, as some tools write it for European Excel.
-_SEPARATOR_HINT = re.compile(r"^\"?sep=(.)\"?[,;\t]*$", re.IGNORECASE)
+_SEPARATOR_HINT = re.compile(r"^\"?sep=(.)\"?[,;\t|]*$", re.IGNORECASE)
 _SNIFF_BYTES = 1 << 16
 # Bytes Windows-1252 leaves undefined: a file holding them is read as Latin-1 instead.
 _CP1252_HOLES = frozenset(b"\x81\x8d\x8f\x90\x9d")
@@ -65,6 +65,8 @@ def inspect(path: Path, *, encoding: str | None = None) -> TextShape:
 def _decide_encoding(path: Path, head: bytes) -> tuple[str, str]:
     if head.startswith(codecs.BOM_UTF8):
         return _check_utf8(path, bom=True)
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):  # before UTF-16's: FF FE
+        return "utf-32", ""
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16", ""
     if b"\x00" in head:
@@ -136,7 +138,7 @@ def _sniff_delimiter(head: bytes, encoding: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     hint = _SEPARATOR_HINT.match(lines[0].strip()) if lines else None
     if hint:
-        return hint.group(1) if hint.group(1) in DELIMITERS else ","
+        return hint.group(1) if hint.group(1) in (*DELIMITERS, "|") else ","
     header = next(iter(lines), "")
     counts = {d: _count_outside_quotes(header, d) for d in DELIMITERS}
     best = max(DELIMITERS, key=lambda d: counts[d])

@@ -301,7 +301,7 @@ def _status(row: Row, *columns: str) -> Standing | str:
     value = row.get(*columns)
     if not value:
         return "no status"
-    return word(value, _VOCABULARY) or f"unknown status {value!r}"
+    return word(value, _VOCABULARY) or f"unknown status {_short(value)!r}"
 
 
 def word(value: str, vocabulary: Mapping[str, Standing]) -> Standing | None:
@@ -315,6 +315,11 @@ def word(value: str, vocabulary: Mapping[str, Standing]) -> Standing | None:
         if known not in (Standing.LEFT, Standing.UNDELIVERABLE):
             return None
     return known
+
+
+def _short(value: str) -> str:
+    """A cell as a message shows it: a long one cut, so that the line stays a line."""
+    return value if len(value) <= 60 else value[:57] + "..."
 
 
 def _flag(value: str) -> bool | None:
@@ -365,7 +370,7 @@ def judge(
             if value:
                 known = word(value, vocabulary)
                 if known is None:
-                    unknown.append(f"unknown status {value!r}")
+                    unknown.append(f"unknown status {_short(value)!r}")
                 else:
                     found.add(known)
         for column, meaning in flag_columns:
@@ -384,7 +389,7 @@ def judge(
                 if meaning in (Standing.LEFT, Standing.UNDELIVERABLE):
                     found.add(meaning)  # "Unsubscribed: 2023-10-10": when they left
             else:
-                unknown.append(f"{row.label(column)} is {value!r}, not yes or no")
+                unknown.append(f"{row.label(column)} is {_short(value)!r}, not yes or no")
         if left_columns and row.get(*left_columns):
             found.add(Standing.LEFT)
         for candidate in _GONE_FIRST[:2]:
