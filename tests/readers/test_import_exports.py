@@ -7,6 +7,7 @@ which status, name and dates; who is skipped and why; nobody who left is confirm
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -558,3 +559,82 @@ def test_more_date_shapes(text: str, iso: str) -> None:
 def test_ambiguous_or_unreadable_dates_are_not_guessed(text: str) -> None:
     with pytest.raises(NotADate):
         parse_timestamp(text)
+
+
+def test_mailchimps_zip_is_its_three_files_with_who_left_applied_last(engine: Engine) -> None:
+    """Mailchimp's audience export is a ZIP of the subscribed, unsubscribed and cleaned
+    files (and a Mac's __MACOSX folder): imported as one, the leaving files last."""
+    path = EXPORTS / "mailchimp_audience_export.zip"
+    result = run("import", str(path), "--confirmed", "--no-confirmation-email")
+    assert result.exit_code == 0, result.output
+    assert "imported 6 (bounced 1, confirmed 3, unsubscribed 2)" in result.stdout
+    assert "read subscribed_members_export_4f2a9c.csv, cleaned_" in result.stderr
+    rows = stored(engine)
+    assert {email: s.status for email, s in rows.items()} == {
+        "ada@example.org": "confirmed",
+        "Grace.Hopper@example.com": "confirmed",
+        "zoe@example.net": "confirmed",
+        "bob@example.org": "unsubscribed",
+        "carol@example.org": "unsubscribed",
+        "dave@example.org": "bounced",
+    }
+    assert rows["bob@example.org"].unsubscribed_at == at("2022-02-02 12:00:00Z")
+    assert {s.consent_source for s in rows.values()} == {"import:mailchimp"}
+
+
+def test_substacks_data_export_zip_passes_over_its_posts(engine: Engine) -> None:
+    result = run("import", str(EXPORTS / "substack_export.zip"), "--confirmed")
+    assert result.exit_code == 0, result.output
+    assert "passed over posts.csv (no email column)" in result.stderr
+    assert "imported 3 (confirmed 2, unsubscribed 1)" in result.stdout
+
+
+def test_a_zip_with_a_bad_member_changes_nothing_and_says_which(
+    engine: Engine, tmp_path: Path
+) -> None:
+    path = tmp_path / "export.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("a_subscribed.csv", "email,status\nann@example.org,subscribed\n")
+        archive.writestr(
+            "b_subscribed.csv", b"email,name\nbo@example.org,Zo\xc3\xab\ncy@example.org,Ren\xe9e\n"
+        )
+    result = run("import", str(path), "--confirmed")
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert (
+        line.startswith("error: export.zip:b_subscribed.csv: line 3, column 19:")
+        and "not UTF-8" in line
+    )
+    assert stored(engine) == {}
+
+
+def test_a_zip_says_which_of_its_files_a_skipped_line_is_in(engine: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "export.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("one.csv", "email,status\nann@example.org,subscribed\n")
+        archive.writestr("two.csv", "email,status\nbo@example.org,on_hold\n")
+    result = run("import", str(path), "--confirmed")
+    assert result.exit_code == 0, result.output
+    assert "line 2: two.csv: bo@example.org: unknown status 'on_hold'" in result.stderr
+    assert sorted(stored(engine)) == ["ann@example.org"]
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ({"[Content_Types].xml": "<Types/>", "xl/workbook.xml": "<w/>"}, "is a spreadsheet"),
+        ({"readme.md": "hello"}, "is a ZIP with no CSV file in it"),
+        ({"posts.csv": "title,url\nHello,https://blog.example.org/\n"}, "an email column"),
+    ],
+    ids=["xlsx", "no-csv", "no-email-column"],
+)
+def test_zips_we_cannot_use_are_one_line(
+    engine: Engine, tmp_path: Path, members: dict[str, str], message: str
+) -> None:
+    path = tmp_path / "export.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, text in members.items():
+            archive.writestr(name, text)
+    result = run("import", str(path), "--confirmed")
+    assert result.exit_code == 1 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output

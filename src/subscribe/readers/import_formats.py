@@ -697,6 +697,14 @@ class Layout:
         return lines
 
 
+def format_named(name: str) -> ExportFormat:
+    """The format ``--format`` names; SubscribeError for a name we do not know."""
+    chosen = _BY_NAME.get(name)
+    if chosen is None:
+        raise SubscribeError(f"unknown format {name!r}; choose from {', '.join(FORMAT_NAMES)}")
+    return chosen
+
+
 def layout_for(header_fields: Sequence[str], *, forced: str | None = None) -> Layout:
     """The format of a file from its first record (which may be an address, not a header)."""
     names = [loose(field) for field in header_fields]
@@ -711,11 +719,7 @@ def layout_for(header_fields: Sequence[str], *, forced: str | None = None) -> La
         written.setdefault(name, _unquoted(cell.lstrip("\ufeff")))
     bare = len(header_fields) == 1 and "@" in header_fields[0]
     if forced is not None:
-        chosen = _BY_NAME.get(forced)
-        if chosen is None:
-            raise SubscribeError(
-                f"unknown format {forced!r}; choose from {', '.join(FORMAT_NAMES)}"
-            )
+        chosen = format_named(forced)
         if not chosen.single_column and not any(c in header for c in chosen.email):
             wanted = " or ".join(chosen.email[:2])
             raise SubscribeError(f"the header row has no {wanted} column for --format {forced}")

@@ -23,12 +23,12 @@ from sqlalchemy.engine import Connection, Engine
 from subscribe.config import Settings, language_tag
 from subscribe.db import bulk, deliveries
 from subscribe.db.models import Cadence, SubscriberStatus
-from subscribe.errors import InvalidAddress
+from subscribe.errors import InvalidAddress, SubscribeError
 
 from . import import_file
 from .addresses import normalize
 from .exports import CATEGORY_SEPARATOR
-from .import_formats import Layout, Row, Standing, layout_for
+from .import_formats import Layout, Row, Standing, format_named, layout_for
 from .subscribers import clean_name, suppression_hasher
 from .timestamps import NotADate, parse_timestamp, slash_order, slash_parts
 
@@ -125,40 +125,113 @@ def import_csv(
     encoding: str | None = None,
     dry_run: bool = False,
 ) -> ImportReport:
-    """Read ``path`` whole, then store its readers by chunks (``dry_run``: only count them)."""
+    """Read ``path`` whole, then store its readers by chunks (``dry_run``: only count them).
+
+    A ZIP (Mailchimp's audience export: its subscribed, unsubscribed and cleaned files;
+    Substack's data export) is its CSV files, each read whole before any is stored, those
+    that say who left last; members without an address column are passed over."""
+    if format is not None:
+        format_named(format)  # a wrong name is the error, not a reason to pass a file over
+    with import_file.csv_members(path) as members:
+        prepared = [_prepare(member, format, encoding) for member in members]
+        usable = [p for p in prepared if p.layout is not None]
+        if not usable:
+            reasons = "; ".join(f"{p.name}: {p.problem}" for p in prepared)
+            raise import_file.UnreadableFile(f"{path}: nothing to import ({reasons})")
+        head = usable[0]
+        assert head.layout is not None
+        report = ImportReport(
+            format=head.layout.format.name,
+            title=head.layout.format.title,
+            mapping=head.layout.mapping(),
+            encoding_note=head.shape.note if len(prepared) == 1 else "",
+            dry_run=dry_run,
+        )
+        if len(prepared) > 1:
+            read = ", ".join(p.short for p in usable)
+            passed = [f"{p.short} ({p.problem})" for p in prepared if p.layout is None]
+            notes = [f"read {read}"] + ([f"passed over {', '.join(passed)}"] if passed else [])
+            notes += [f"{p.short}: {p.shape.note}" for p in usable if p.shape.note]
+            report.encoding_note = "; ".join(notes)
+        options = ImportOptions(confirmed, now, confirmation_emails, dry_run)
+        for member in usable:
+            _import_member(engine, settings, member, options, report, many=len(prepared) > 1)
+    return report
+
+
+@dataclass
+class _Member:
+    name: str
+    path: Path
+    shape: import_file.TextShape
+    layout: Layout | None  # None: not an export we can read (``problem`` says why)
+    start: int = 0  # the header's line, or the line before a headerless list's first
+    problem: str = ""
+
+    @property
+    def short(self) -> str:
+        """A ZIP member's own name, without the ZIP's."""
+        return self.name.split(":", 1)[-1]
+
+
+def _prepare(member: import_file.Member, format: str | None, encoding: str | None) -> _Member:
+    """A member's encoding, delimiter and format, and every record read once to its end:
+    a file that cannot be read changes nothing."""
+    try:
+        return _read_member(member, format, encoding)
+    except SubscribeError as exc:  # a ZIP's member is named as the ZIP and the member
+        if str(member.path) == member.name:
+            raise
+        raise type(exc)(str(exc).replace(str(member.path), member.name)) from None
+
+
+def _read_member(member: import_file.Member, format: str | None, encoding: str | None) -> _Member:
+    path = member.path
     shape = import_file.inspect(path, encoding=encoding)
     records = import_file.rows(path, shape)
     # The header is the first record with something in it, after any blank lines and
     # Excel's "sep=;" line.
     first = next((r for r in records if not import_file.is_preamble(r[1])), None)
-    if first is None:
-        raise import_file.UnreadableFile(f"{path} has no rows")
-    layout = layout_for(first[1], forced=format)
     records.close()
-    import_file.check_readable(
-        path, shape
-    )  # to the end: a file that cannot be read changes nothing
-    report = ImportReport(
-        format=layout.format.name,
-        title=layout.format.title,
-        mapping=layout.mapping(),
-        encoding_note=shape.note,
-        dry_run=dry_run,
-    )
-    # The header's line, or the line before the first address of a headerless list.
+    if first is None:
+        if member.alone:
+            raise import_file.UnreadableFile(f"{member.name} has no rows")
+        return _Member(member.name, path, shape, None, problem="no rows")
+    try:
+        layout = layout_for(first[1], forced=format)
+    except SubscribeError:
+        if member.alone:
+            raise
+        return _Member(member.name, path, shape, None, problem="no email column")
+    import_file.check_readable(path, shape)
     start = first[0] if layout.has_header_row else first[0] - 1
-    slashes = _SlashOrder(path, shape, layout, start, report)
-    options = ImportOptions(confirmed, now, confirmation_emails, dry_run)
+    return _Member(member.name, path, shape, layout, start)
+
+
+def _import_member(
+    engine: Engine,
+    settings: Settings,
+    member: _Member,
+    options: ImportOptions,
+    report: ImportReport,
+    *,
+    many: bool,
+) -> None:
+    layout = member.layout
+    assert layout is not None
+    shown = (len(report.invalid), len(report.warnings))
+    slashes = _SlashOrder(member.path, member.shape, layout, member.start, report)
     chunk = _Chunk(engine, settings, options, report, source=f"import:{layout.format.name}")
-    records = import_file.rows(path, shape)
-    for line, fields in records:
-        if line <= start:
+    for line, fields in import_file.rows(member.path, member.shape):
+        if line <= member.start:
             continue
         reader = _reader(layout, layout.row(fields), line, options, report, slashes)
         if reader is not None:
             chunk.add(reader)
     chunk.flush()
-    return report
+    if many:  # say which file of the ZIP a line is in
+        for problems, since in ((report.invalid, shown[0]), (report.warnings, shown[1])):
+            problems[since:] = [(n, f"{member.short}: {text}") for n, text in problems[since:]]
 
 
 def _reader(
