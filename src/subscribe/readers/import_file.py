@@ -10,7 +10,12 @@ semicolons where the comma is the decimal mark.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
+import re
+import shutil
+import tempfile
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +23,8 @@ from pathlib import Path
 from subscribe.errors import SubscribeError
 
 DELIMITERS = (",", ";", "\t")
+# Excel's first line naming the delimiter, as some tools write it for European Excel.
+_SEPARATOR_HINT = re.compile(r"^\"?sep=(.)\"?[,;\t|]*$", re.IGNORECASE)
 _SNIFF_BYTES = 1 << 16
 # Bytes Windows-1252 leaves undefined: a file holding them is read as Latin-1 instead.
 _CP1252_HOLES = frozenset(b"\x81\x8d\x8f\x90\x9d")
@@ -25,6 +32,72 @@ _CP1252_HOLES = frozenset(b"\x81\x8d\x8f\x90\x9d")
 
 class UnreadableFile(SubscribeError):
     """The file cannot be read to its end; nothing was stored."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """A file to import: the file given, or one CSV file of a ZIP given."""
+
+    name: str  # as the admin knows it: the path given, or "export.zip:subscribed.csv"
+    path: Path  # where to read it
+    alone: bool  # the file given itself (its problems are the import's)
+
+
+# What a ZIP may hold before we refuse it (a "ZIP bomb" is refused, not extracted).
+_ZIP_MAX_BYTES = 4 << 30
+_ZIP_MAX_MEMBERS = 200
+_CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+
+
+@contextlib.contextmanager
+def csv_members(path: Path) -> Iterator[list[Member]]:
+    """The CSV files to import: ``path`` itself, or the CSV files inside a ZIP (Mailchimp's
+    audience export, Substack's data export), extracted to a temporary folder for the
+    import's length. Those that say who left (``unsubscribed``, ``cleaned``) come last, so
+    that they are applied to the readers the others add."""
+    with open_binary(path) as handle:
+        magic = handle.read(4)
+    if magic != b"PK\x03\x04":
+        yield [Member(str(path), path, alone=True)]
+        return
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise UnreadableFile(
+            f"{path} is a spreadsheet, not CSV (or a ZIP that cannot be read: {exc}): "
+            "save it as CSV (UTF-8) first"
+        ) from None
+    with archive, tempfile.TemporaryDirectory(prefix="subscribe-import-") as folder:
+        infos = [i for i in archive.infolist() if not i.is_dir()]
+        names = {i.filename for i in infos}
+        if "[Content_Types].xml" in names:
+            raise UnreadableFile(f"{path} is a spreadsheet, not CSV: save it as CSV (UTF-8) first")
+        wanted = [
+            i
+            for i in infos
+            if i.filename.lower().endswith(_CSV_SUFFIXES)
+            and not any(part.startswith((".", "__MACOSX")) for part in i.filename.split("/"))
+        ]
+        if not wanted:
+            raise UnreadableFile(f"{path} is a ZIP with no CSV file in it")
+        if len(wanted) > _ZIP_MAX_MEMBERS or sum(i.file_size for i in wanted) > _ZIP_MAX_BYTES:
+            raise UnreadableFile(f"{path}: a ZIP this large is not imported; unpack it first")
+        wanted.sort(key=lambda i: (_leaving_file(i.filename), i.filename))
+        members = []
+        for number, info in enumerate(wanted):
+            target = Path(folder) / f"{number}.csv"
+            try:
+                with archive.open(info) as source, target.open("wb") as out:
+                    shutil.copyfileobj(source, out)
+            except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as exc:
+                raise UnreadableFile(f"{path}: {info.filename} cannot be unpacked: {exc}") from None
+            members.append(Member(f"{path.name}:{info.filename}", target, alone=len(wanted) == 1))
+        yield members
+
+
+def _leaving_file(name: str) -> bool:
+    base = name.rsplit("/", 1)[-1].lower()
+    return any(word in base for word in ("unsub", "clean", "bounce", "complain", "blocklist"))
 
 
 @dataclass(frozen=True)
@@ -62,6 +135,8 @@ def inspect(path: Path, *, encoding: str | None = None) -> TextShape:
 def _decide_encoding(path: Path, head: bytes) -> tuple[str, str]:
     if head.startswith(codecs.BOM_UTF8):
         return _check_utf8(path, bom=True)
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):  # before UTF-16's: FF FE
+        return "utf-32", ""
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16", ""
     if b"\x00" in head:
@@ -122,9 +197,19 @@ def _physical_lines(handle) -> Iterator[bytes]:  # type: ignore[no-untyped-def]
     yield from handle
 
 
+def is_preamble(fields: list[str]) -> bool:
+    """A record before the header: a blank line, or Excel's ``sep=;`` delimiter hint."""
+    text = "".join(fields).strip()
+    return not text or _SEPARATOR_HINT.match(",".join(fields).strip()) is not None
+
+
 def _sniff_delimiter(head: bytes, encoding: str) -> str:
     text = head.decode(encoding, "replace").lstrip("\ufeff")
-    header = next(iter(text.splitlines()), "")
+    lines = [line for line in text.splitlines() if line.strip()]
+    hint = _SEPARATOR_HINT.match(lines[0].strip()) if lines else None
+    if hint:
+        return hint.group(1) if hint.group(1) in (*DELIMITERS, "|") else ","
+    header = next(iter(lines), "")
     counts = {d: _count_outside_quotes(header, d) for d in DELIMITERS}
     best = max(DELIMITERS, key=lambda d: counts[d])
     return best if counts[best] else ","

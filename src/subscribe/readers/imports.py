@@ -10,6 +10,7 @@ emails of the new pending readers queued in the same transaction.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,14 +23,14 @@ from sqlalchemy.engine import Connection, Engine
 from subscribe.config import Settings, language_tag
 from subscribe.db import bulk, deliveries
 from subscribe.db.models import Cadence, SubscriberStatus
-from subscribe.errors import InvalidAddress
+from subscribe.errors import InvalidAddress, SubscribeError
 
 from . import import_file
 from .addresses import normalize
 from .exports import CATEGORY_SEPARATOR
-from .import_formats import Layout, Row, Standing, layout_for
+from .import_formats import Layout, Row, Standing, format_named, layout_for
 from .subscribers import clean_name, suppression_hasher
-from .timestamps import NotADate, parse_timestamp
+from .timestamps import NotADate, parse_timestamp, slash_order, slash_parts
 
 IMPORT_CHUNK = 5000
 _STAYING = (SubscriberStatus.PENDING.value, SubscriberStatus.CONFIRMED.value)
@@ -64,6 +65,54 @@ class ImportOptions:
     dry_run: bool = False
 
 
+class _SlashOrder:
+    """How the file's date columns write ``03/04/2019``, "dmy" or "mdy", if one of its dates
+    shows it (``25/12/2019``) and none says the other; None when none does. Read from the
+    whole file the first time such a date is met (files without one never pay for it)."""
+
+    def __init__(
+        self,
+        path: Path,
+        shape: import_file.TextShape,
+        layout: Layout,
+        start: int,
+        report: ImportReport,
+    ) -> None:
+        self.path, self.shape, self.layout, self.start = path, shape, layout, start
+        self.report = report
+        self.order: str | None = None
+        self.decided = False
+
+    def __call__(self) -> str | None:
+        if not self.decided:
+            self.decided = True
+            examples: list[str] = []
+            self.order = slash_order(self._pairs(examples))
+            if self.order and examples:
+                spelled = "day first" if self.order == "dmy" else "month first"
+                note = f"dates such as 03/04/2019 read {spelled}, as {examples[0]} shows"
+                self.report.encoding_note = "; ".join(
+                    filter(None, (self.report.encoding_note, note))
+                )
+        return self.order
+
+    def _pairs(self, examples: list[str]) -> Iterator[tuple[int, int]]:
+        fmt, layout = self.layout.format, self.layout
+        columns = [
+            c for c in dict.fromkeys((*fmt.created, *fmt.confirmed, *fmt.left)) if c in layout.index
+        ]
+        for line, fields in import_file.rows(self.path, self.shape):
+            if line <= self.start:
+                continue
+            row = layout.row(fields)
+            for column in columns:
+                value = row.get(column)
+                if "/" in value and (parts := slash_parts(value)) is not None:
+                    if max(parts) > 12 and not examples:
+                        examples.append(f"{value!r} on line {line}")
+                    yield parts
+
+
 def import_csv(
     engine: Engine,
     settings: Settings,
@@ -76,47 +125,132 @@ def import_csv(
     encoding: str | None = None,
     dry_run: bool = False,
 ) -> ImportReport:
-    """Read ``path`` whole, then store its readers by chunks (``dry_run``: only count them)."""
-    shape = import_file.inspect(path, encoding=encoding)
-    records = import_file.rows(path, shape)
-    first = next(records, None)
-    if first is None:
-        raise import_file.UnreadableFile(f"{path} has no rows")
-    layout = layout_for(first[1], forced=format)
-    records.close()
-    import_file.check_readable(
-        path, shape
-    )  # to the end: a file that cannot be read changes nothing
-    report = ImportReport(
-        format=layout.format.name,
-        title=layout.format.title,
-        mapping=layout.mapping(),
-        encoding_note=shape.note,
-        dry_run=dry_run,
-    )
-    options = ImportOptions(confirmed, now, confirmation_emails, dry_run)
-    chunk = _Chunk(engine, settings, options, report, source=f"import:{layout.format.name}")
-    records = import_file.rows(path, shape)
-    if layout.has_header_row:
-        next(records)
-    for line, fields in records:
-        reader = _reader(layout, layout.row(fields), line, options, report)
-        if reader is not None:
-            chunk.add(reader)
-    chunk.flush()
+    """Read ``path`` whole, then store its readers by chunks (``dry_run``: only count them).
+
+    A ZIP (Mailchimp's audience export: its subscribed, unsubscribed and cleaned files;
+    Substack's data export) is its CSV files, each read whole before any is stored, those
+    that say who left last; members without an address column are passed over."""
+    if format is not None:
+        format_named(format)  # a wrong name is the error, not a reason to pass a file over
+    with import_file.csv_members(path) as members:
+        prepared = [_prepare(member, format, encoding) for member in members]
+        usable = [p for p in prepared if p.layout is not None]
+        if not usable:
+            reasons = "; ".join(f"{p.name}: {p.problem}" for p in prepared)
+            raise import_file.UnreadableFile(f"{path}: nothing to import ({reasons})")
+        head = usable[0]
+        assert head.layout is not None
+        report = ImportReport(
+            format=head.layout.format.name,
+            title=head.layout.format.title,
+            mapping=head.layout.mapping(),
+            encoding_note=head.shape.note if len(prepared) == 1 else "",
+            dry_run=dry_run,
+        )
+        if len(prepared) > 1:
+            read = ", ".join(p.short for p in usable)
+            passed = [f"{p.short} ({p.problem})" for p in prepared if p.layout is None]
+            notes = [f"read {read}"] + ([f"passed over {', '.join(passed)}"] if passed else [])
+            notes += [f"{p.short}: {p.shape.note}" for p in usable if p.shape.note]
+            report.encoding_note = "; ".join(notes)
+        options = ImportOptions(confirmed, now, confirmation_emails, dry_run)
+        for member in usable:
+            _import_member(engine, settings, member, options, report, many=len(prepared) > 1)
     return report
 
 
+@dataclass
+class _Member:
+    name: str
+    path: Path
+    shape: import_file.TextShape
+    layout: Layout | None  # None: not an export we can read (``problem`` says why)
+    start: int = 0  # the header's line, or the line before a headerless list's first
+    problem: str = ""
+
+    @property
+    def short(self) -> str:
+        """A ZIP member's own name, without the ZIP's."""
+        return self.name.split(":", 1)[-1]
+
+
+def _prepare(member: import_file.Member, format: str | None, encoding: str | None) -> _Member:
+    """A member's encoding, delimiter and format, and every record read once to its end:
+    a file that cannot be read changes nothing."""
+    try:
+        return _read_member(member, format, encoding)
+    except SubscribeError as exc:  # a ZIP's member is named as the ZIP and the member
+        if str(member.path) == member.name:
+            raise
+        raise type(exc)(str(exc).replace(str(member.path), member.name)) from None
+
+
+def _read_member(member: import_file.Member, format: str | None, encoding: str | None) -> _Member:
+    path = member.path
+    shape = import_file.inspect(path, encoding=encoding)
+    records = import_file.rows(path, shape)
+    # The header is the first record with something in it, after any blank lines and
+    # Excel's "sep=;" line.
+    first = next((r for r in records if not import_file.is_preamble(r[1])), None)
+    records.close()
+    if first is None:
+        if member.alone:
+            raise import_file.UnreadableFile(f"{member.name} has no rows")
+        return _Member(member.name, path, shape, None, problem="no rows")
+    try:
+        layout = layout_for(first[1], forced=format)
+    except SubscribeError:
+        if member.alone:
+            raise
+        return _Member(member.name, path, shape, None, problem="no email column")
+    import_file.check_readable(path, shape)
+    start = first[0] if layout.has_header_row else first[0] - 1
+    return _Member(member.name, path, shape, layout, start)
+
+
+def _import_member(
+    engine: Engine,
+    settings: Settings,
+    member: _Member,
+    options: ImportOptions,
+    report: ImportReport,
+    *,
+    many: bool,
+) -> None:
+    layout = member.layout
+    assert layout is not None
+    shown = (len(report.invalid), len(report.warnings))
+    slashes = _SlashOrder(member.path, member.shape, layout, member.start, report)
+    chunk = _Chunk(engine, settings, options, report, source=f"import:{layout.format.name}")
+    for line, fields in import_file.rows(member.path, member.shape):
+        if line <= member.start:
+            continue
+        reader = _reader(layout, layout.row(fields), line, options, report, slashes)
+        if reader is not None:
+            chunk.add(reader)
+    chunk.flush()
+    if many:  # say which file of the ZIP a line is in
+        for problems, since in ((report.invalid, shown[0]), (report.warnings, shown[1])):
+            problems[since:] = [(n, f"{member.short}: {text}") for n, text in problems[since:]]
+
+
 def _reader(
-    layout: Layout, row: Row, line: int, options: ImportOptions, report: ImportReport
+    layout: Layout,
+    row: Row,
+    line: int,
+    options: ImportOptions,
+    report: ImportReport,
+    slashes: Callable[[], str | None] = lambda: None,
 ) -> dict[str, Any] | None:
     """The subscriber row a record makes, None when it is skipped (and listed)."""
     fmt = layout.format
-    raw = row.get(*fmt.email)
+    present = layout.present
+    raw = row.get(*present(fmt.email))
     if not raw:
         if row.get(*layout.index):  # a row with cells but no address
             report.invalid.append((line, "no email address"))
         return None
+    raw, named = _unwrapped(raw)
     try:
         address = normalize(raw)
     except InvalidAddress as exc:
@@ -132,12 +266,17 @@ def _reader(
         try:
             return parse_timestamp(value)
         except NotADate:
+            if "/" in value and slash_parts(value) is not None and (order := slashes()):
+                try:
+                    return parse_timestamp(value, slashes=order)
+                except NotADate:
+                    pass
             report.warnings.append((line, f"{value!r} is not a date; the import time is used"))
             return None
 
-    created, consented = when(fmt.created), when(fmt.confirmed)
+    created, consented = when(present(fmt.created)), when(present(fmt.confirmed))
     status = _status(standing, options.confirmed)
-    left = when(fmt.left) if status in _GONE else None
+    left = when(present(fmt.left)) if status in _GONE else None
     if status == SubscriberStatus.CONFIRMED:
         confirmed_at: datetime | None = consented or created or options.now
     elif status == SubscriberStatus.PENDING:
@@ -147,24 +286,44 @@ def _reader(
     return {
         "email": address.display,
         "email_key": address.key,
-        "name": clean_name(fmt.name_of(row)),
+        "name": clean_name(layout.name_of(row) or named),
         "status": status.value,
         "created_at": created or consented or options.now,
         "confirmed_at": confirmed_at,
         "unsubscribed_at": left or (options.now if status in _GONE else None),
         "consent_source": "",  # set by the chunk
-        "consent_ip": row.get(*fmt.ip)[:64],
+        "consent_ip": row.get(*present(fmt.ip))[:64],
         "consent_user_agent": "",
         "consent_at": consented or created or options.now,
         "cadence": _cadence(row.get(*fmt.cadence)) if fmt.cadence else "post",
         "categories": _categories(row.get(*fmt.categories)) if fmt.categories else [],
         # Kept as the source spells it (``de-AT``): the nearest language on offer is
         # chosen when an email is made, so a language added later is picked up.
-        "language": (language_tag(row.get(*fmt.language)[:35]) or "") if fmt.language else "",
+        "language": (language_tag(row.get(*present(fmt.language))[:35]) or "")
+        if fmt.language
+        else "",
         "confirmation_day": "",
         "confirmations_that_day": 0,
         "bounce_count": 0,
     }
+
+
+# "Ada Lovelace <ada@example.org>" (an address book's or a mail client's copy) and
+# "mailto:ada@example.org" (a spreadsheet's link): the address, and the name if there is one.
+_NAMED_ADDRESS = re.compile(r'^\s*"?([^"<>]*?)"?\s*<\s*([^<>\s]+@[^<>\s]+)\s*>\s*$')
+_MAILTO = re.compile(r"^\s*mailto:\s*(\S+@\S+?)\s*$", re.IGNORECASE)
+
+
+def _unwrapped(raw: str) -> tuple[str, str]:
+    if "<" in raw:
+        match = _NAMED_ADDRESS.match(raw)
+        if match:
+            return match.group(2), match.group(1).strip()
+    if raw[:7].casefold() == "mailto:":
+        match = _MAILTO.match(raw)
+        if match:
+            return match.group(1).split("?", 1)[0], ""
+    return raw, ""
 
 
 def _status(standing: Standing, confirmed: bool) -> SubscriberStatus:
