@@ -268,3 +268,11 @@ def test_dry_run_shows_the_column_mapping(engine: Engine) -> None:
     assert "Email Address -> email" in out and "First Name + Last Name -> name" in out
     assert "OPTIN_TIME or CONFIRM_TIME -> created_at" in out
     assert "would import 3 (pending 3)" in out
+
+
+def test_the_format_option_names_every_format() -> None:
+    from subscribe.cli.imports import FORMATS_HELP
+    from subscribe.readers.import_formats import FORMATS
+
+    for export_format in FORMATS:
+        assert export_format.name in FORMATS_HELP, export_format.name

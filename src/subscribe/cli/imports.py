@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 SHOWN_PROBLEMS = 50
 FORMATS_HELP = (
     "Override the format found from the header row: subscribe, mailchimp, ghost, substack, "
-    "listmonk, buttondown, beehiiv, csv (any file with an email column), addresses (one per line)."
+    "listmonk, buttondown, beehiiv, kit, mailerlite, brevo, mailjet, mailpoet, csv (any file "
+    "with an email column), addresses (one per line)."
 )
 
 
@@ -51,8 +52,9 @@ def import_(
         ),
     ] = False,
 ) -> None:
-    """Import readers from an export: ours, Mailchimp, Ghost, Substack, listmonk, Buttondown,
-    beehiiv, any CSV with an email column, or one address per line.
+    """Import readers from an export: ours, Mailchimp (a CSV or its ZIP), Ghost, Substack,
+    listmonk, Buttondown, beehiiv, Kit, MailerLite, Brevo, Mailjet, MailPoet, any CSV with
+    an email column (EmailOctopus, Sendy, Campaign Monitor...), or one address per line.
 
     The file is read to its end before anything is stored. Without --confirmed every new
     reader is pending and gets a confirmation email.
