@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -124,3 +125,16 @@ def screenshot_dir() -> Path:
     folder = Path(__file__).parent / "artifacts"
     folder.mkdir(exist_ok=True)
     return folder
+
+
+@contextmanager
+def plain_http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A standard-library HTTP server on a free loopback port, in a thread; yields its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

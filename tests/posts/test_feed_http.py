@@ -3,12 +3,12 @@ address the feed came from, redirects, a blog's home page that names its feed.""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from webserver import plain_http_server
 
 from subscribe.errors import SourceError
 from subscribe.posts.feeds import Feed, read_feed
@@ -89,14 +89,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def web() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with plain_http_server(_Handler) as base:
+        yield base
 
 
 def test_relative_links_resolve_against_the_fetched_address(web: str) -> None:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import random
 import re
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ import sqlalchemy as sa
 from clihelp import run, settings_env
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
+from webserver import plain_http_server
 
 from subscribe.config import Settings
 from subscribe.db.models import utcnow
@@ -95,14 +95,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def web() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/feed/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with plain_http_server(_Handler) as base:
+        yield base + "/feed/"
 
 
 @pytest.fixture(autouse=True)

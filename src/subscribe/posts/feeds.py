@@ -17,20 +17,17 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import feedparser
-import httpx
-import lxml.html
-from lxml import etree
 
 from subscribe.content import PostSpec, one_line
 from subscribe.errors import SourceError
 from subscribe.mail.dates import format_date
 
 from . import feeddates, identity, jsonfeed, summaries
+from .feedfetch import Fetched, advertised_feed, fetch, looks_like_html
 
 MAX_CATEGORIES = 10
 # What fits the store (post.title is 500 characters, keys and URLs 2000) with room for
@@ -41,8 +38,6 @@ MAX_LINK = 1500
 # Titles that say an entry has none: the email is better titled by its text or date.
 _PLACEHOLDER_TITLES = frozenset({"untitled", "(untitled)", "(no title)", "no title"})
 _TUMBLR_TITLES = frozenset({"photo", "video", "audio", "quote", "link", "chat", "answer"})
-_FEED_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "application/rdf+xml"})
-_JSON_FEED_TYPES = frozenset({"application/feed+json", "application/json"})
 _IGNORED_CATEGORIES = frozenset({"uncategorized", "uncategorised"})  # WordPress' default
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
 
@@ -94,79 +89,7 @@ def clean_categories(names: Sequence[str]) -> tuple[str, ...]:
 # -- fetching ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Fetched:
-    identity: str
-    content: bytes
-    web_url: str  # where it came from over HTTP(S), after redirects; "" for a file
-    content_type: str
-
-
-def _request_headers() -> dict[str, str]:
-    """Who asks and for what: hosts behind a bot filter (Cloudflare in front of Medium,
-    Substack, many WordPress sites) refuse httpx's default ``python-httpx`` agent."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        ours = version("subscribe")
-    except PackageNotFoundError:
-        ours = "dev"
-    return {
-        "User-Agent": f"subscribe/{ours} (newsletter feed reader)",
-        "Accept": (
-            "application/rss+xml, application/atom+xml, application/feed+json, "
-            "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8"
-        ),
-    }
-
-
-def _fetch(location: str) -> _Fetched:
-    if identity.is_web_url(location):
-        try:
-            response = httpx.get(
-                location, headers=_request_headers(), timeout=20, follow_redirects=True
-            )
-            response.raise_for_status()
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise SourceError(f"cannot fetch the feed {location}: {exc}") from None
-        content_type = response.headers.get("content-type", "")
-        return _Fetched(location, response.content, str(response.url), content_type)
-    path = Path(location).expanduser()
-    try:
-        return _Fetched(str(path.resolve()), path.read_bytes(), "", "")
-    except OSError as exc:
-        raise SourceError(f"cannot read the feed {location}: {exc.strerror}") from None
-
-
-def _advertised_feed(fetched: _Fetched) -> str:
-    """The feed a web page names in ``<link rel="alternate" type="application/rss+xml">``."""
-    try:
-        page = lxml.html.document_fromstring(fetched.content)
-    except (etree.ParserError, ValueError):
-        return ""
-    named = []
-    for link in page.iter("link"):
-        rel = (link.get("rel") or "").lower().split()
-        kind = (link.get("type") or "").lower().split(";")[0].strip()
-        href = (link.get("href") or "").strip()
-        if "alternate" in rel and href and (kind in _FEED_TYPES or kind in _JSON_FEED_TYPES):
-            named.append((kind in _JSON_FEED_TYPES, href))  # RSS or Atom first
-    if not named:
-        return ""
-    href = min(named, key=lambda found: found[0])[1]
-    if fetched.web_url:
-        return urljoin(fetched.web_url, href)
-    if identity.is_web_url(href):
-        return href
-    return str(Path(fetched.identity).parent / href)
-
-
-def _looks_like_html(fetched: _Fetched) -> bool:
-    head = fetched.content[:2048].lstrip().lower()
-    return "html" in fetched.content_type or head.startswith((b"<!doctype html", b"<html"))
-
-
-def _parse(fetched: _Fetched) -> Mapping[str, Any]:
+def _parse(fetched: Fetched) -> Mapping[str, Any]:
     if fetched.content.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
         parsed = jsonfeed.parse(fetched.content)
         if parsed is not None:
@@ -185,13 +108,13 @@ def read_feed(
 ) -> Feed:
     """The feed at ``location`` (a URL or a file); ``language`` and ``timezone`` (the
     site's) word the date that titles an untitled entry."""
-    fetched = _fetch(location)
+    fetched = fetch(location)
     if not fetched.content.strip():
         raise SourceError(f"{location} is empty, not an RSS or Atom feed")
     parsed = _parse(fetched)
     if not parsed.get("entries") and not parsed.get("version"):
-        if _looks_like_html(fetched):
-            advertised = _advertised_feed(fetched)
+        if looks_like_html(fetched):
+            advertised = advertised_feed(fetched)
             if advertised and not _followed_from:
                 return read_feed(
                     advertised, language=language, timezone=timezone, _followed_from=location
@@ -220,7 +143,7 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _fallback_base(fetched: _Fetched, parsed: Mapping[str, Any]) -> str:
+def _fallback_base(fetched: Fetched, parsed: Mapping[str, Any]) -> str:
     """Where relative links point when no ``xml:base`` said: the address the feed came
     from, else the feed's own ``<link>`` (a file on disk has no web address of its own)."""
     if fetched.web_url:
@@ -349,7 +272,7 @@ def _shortened(title: str) -> str:
     return title[: space if space > MAX_TITLE // 2 else MAX_TITLE].rstrip(" ,;:") + "\u2026"
 
 
-def _entries(fetched: _Fetched, parsed: Mapping[str, Any], *, language: str, timezone: str) -> Feed:
+def _entries(fetched: Fetched, parsed: Mapping[str, Any], *, language: str, timezone: str) -> Feed:
     base = _fallback_base(fetched, parsed)
     found: list[tuple[Mapping[str, Any], str]] = []
     skipped = []

@@ -11,17 +11,15 @@ emails of the new pending readers queued in the same transaction.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from subscribe.config import Settings, language_tag
-from subscribe.db import bulk, deliveries
 from subscribe.db.models import Cadence, SubscriberStatus
 from subscribe.errors import InvalidAddress, SubscribeError
 
@@ -29,40 +27,9 @@ from . import import_file
 from .addresses import normalize
 from .exports import CATEGORY_SEPARATOR
 from .import_formats import Layout, Row, Standing, format_named, layout_for
-from .subscribers import clean_name, suppression_hasher
+from .import_store import GONE, ImportChunk, ImportOptions, ImportReport
+from .subscribers import clean_name
 from .timestamps import NotADate, parse_timestamp, slash_order, slash_parts
-
-IMPORT_CHUNK = 5000
-_STAYING = (SubscriberStatus.PENDING.value, SubscriberStatus.CONFIRMED.value)
-_GONE = (SubscriberStatus.UNSUBSCRIBED.value, SubscriberStatus.BOUNCED.value)
-
-
-@dataclass
-class ImportReport:
-    format: str = ""
-    title: str = ""
-    mapping: list[str] = field(default_factory=list)
-    encoding_note: str = ""
-    imported: Counter[str] = field(default_factory=Counter)  # by status as stored
-    already_present: int = 0
-    suppressed: int = 0
-    departed: int = 0  # readers already here whom the source says left
-    invalid: list[tuple[int, str]] = field(default_factory=list)  # skipped: (line, reason)
-    warnings: list[tuple[int, str]] = field(default_factory=list)  # kept, with a caveat
-    confirmations_queued: int = 0
-    dry_run: bool = False
-
-    @property
-    def added(self) -> int:
-        return sum(self.imported.values())
-
-
-@dataclass(frozen=True)
-class ImportOptions:
-    confirmed: bool
-    now: datetime
-    confirmation_emails: bool = True
-    dry_run: bool = False
 
 
 class _SlashOrder:
@@ -221,7 +188,7 @@ def _import_member(
     assert layout is not None
     shown = (len(report.invalid), len(report.warnings))
     slashes = _SlashOrder(member.path, member.shape, layout, member.start, report)
-    chunk = _Chunk(engine, settings, options, report, source=f"import:{layout.format.name}")
+    chunk = ImportChunk(engine, settings, options, report, source=f"import:{layout.format.name}")
     for line, fields in import_file.rows(member.path, member.shape):
         if line <= member.start:
             continue
@@ -276,7 +243,7 @@ def _reader(
 
     created, consented = when(present(fmt.created)), when(present(fmt.confirmed))
     status = _status(standing, options.confirmed)
-    left = when(present(fmt.left)) if status in _GONE else None
+    left = when(present(fmt.left)) if status in GONE else None
     if status == SubscriberStatus.CONFIRMED:
         confirmed_at: datetime | None = consented or created or options.now
     elif status == SubscriberStatus.PENDING:
@@ -290,7 +257,7 @@ def _reader(
         "status": status.value,
         "created_at": created or consented or options.now,
         "confirmed_at": confirmed_at,
-        "unsubscribed_at": left or (options.now if status in _GONE else None),
+        "unsubscribed_at": left or (options.now if status in GONE else None),
         "consent_source": "",  # set by the chunk
         "consent_ip": row.get(*present(fmt.ip))[:64],
         "consent_user_agent": "",
@@ -334,100 +301,6 @@ def _status(standing: Standing, confirmed: bool) -> SubscriberStatus:
     if standing == Standing.LEFT:
         return SubscriberStatus.UNSUBSCRIBED
     return SubscriberStatus.BOUNCED
-
-
-class _Chunk:
-    """Rows waiting to be stored together, in one transaction."""
-
-    def __init__(
-        self,
-        engine: Engine,
-        settings: Settings,
-        options: ImportOptions,
-        report: ImportReport,
-        *,
-        source: str,
-    ) -> None:
-        self.engine = engine
-        self.hasher: Callable[[str], list[str]] = suppression_hasher(settings)
-        self.options = options
-        self.report = report
-        self.source = source
-        self.rows: dict[str, dict[str, Any]] = {}
-
-    def add(self, reader: dict[str, Any]) -> None:
-        reader["consent_source"] = self.source
-        key = reader["email_key"]
-        earlier = self.rows.get(key)
-        if earlier is not None:
-            self.report.already_present += 1
-            # The same address twice: the row that says they left wins.
-            if not (reader["status"] in _GONE and earlier["status"] in _STAYING):
-                return
-        self.rows[key] = reader
-        if len(self.rows) >= IMPORT_CHUNK:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.rows:
-            return
-        with self._transaction() as connection:
-            self._store(connection)
-        self.rows = {}
-
-    def _transaction(self) -> Any:
-        return self.engine.connect() if self.options.dry_run else self.engine.begin()
-
-    def _store(self, connection: Connection) -> None:
-        report, options = self.report, self.options
-        keys = list(self.rows)
-        existing = bulk.readers_by_key(connection, keys=keys)
-        candidates = [key for key in keys if key not in existing]
-        erased = self._erased(connection, candidates)
-        new = [self.rows[key] for key in candidates if key not in erased]
-        report.suppressed += len(erased)
-        departures = list(self._departures(existing))
-        report.already_present += len(existing) - len(departures)
-        report.departed += len(departures)
-        if options.dry_run:
-            report.imported.update(row["status"] for row in new)
-            return
-        added = bulk.insert_subscribers(connection, rows=new)
-        bulk.insert_reader_categories(
-            connection, rows=[(r["email_key"], c) for r in new for c in r["categories"]]
-        )
-        report.imported.update(row["status"] for row in new)
-        if added < len(new):  # someone signed up meanwhile: theirs is the row kept
-            report.already_present += len(new) - added
-            commonest = report.imported.most_common(1)[0][0]
-            report.imported[commonest] -= len(new) - added
-        bulk.record_departures(connection, departures=departures)
-        if options.confirmation_emails:
-            pending = [r["email_key"] for r in new if r["status"] == SubscriberStatus.PENDING]
-            report.confirmations_queued += deliveries.enqueue_import_confirmations(
-                connection, keys=pending, at=options.now
-            )
-
-    def _erased(self, connection: Connection, keys: list[str]) -> set[str]:
-        """The addresses among ``keys`` that were erased at their request."""
-        if not keys or not bulk.any_suppressed(connection):
-            return set()
-        hashes = {key: self.hasher(key) for key in keys}
-        found = bulk.suppressed_hashes(
-            connection, hashes=[digest for digests in hashes.values() for digest in digests]
-        )
-        return {key for key, digests in hashes.items() if found.intersection(digests)}
-
-    def _departures(self, existing: dict[str, bulk.KnownReader]) -> Iterator[dict[str, Any]]:
-        """Readers already here whom the source says left after their latest consent here
-        (a departure without a date counts as now: we would rather not mail them)."""
-        for key, current in existing.items():
-            row = self.rows[key]
-            if row["status"] not in _GONE or current.status not in _STAYING:
-                continue
-            consent = current.confirmed_at or current.created_at
-            if consent is None or row["unsubscribed_at"] > consent:
-                yield {"id": current.id, "status": row["status"], "at": row["unsubscribed_at"]}
 
 
 _CADENCES = frozenset(cadence.value for cadence in Cadence)
