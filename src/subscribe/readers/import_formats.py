@@ -10,6 +10,7 @@ guessed at: the row is skipped and listed, because guessing "subscribed" mails p
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -64,10 +65,15 @@ class ExportFormat:
         return whole + first
 
 
+@functools.cache
+def _has_status_column(header: frozenset[str]) -> bool:
+    return any(column in header for column in STATUS_COLUMNS)  # once per file, not per row
+
+
 def _mailchimp(row: Row, header: frozenset[str]) -> Standing | str:
     # The audience export is three files; which one this is shows in its columns, and a
     # merged file still has the dates filled in only on the rows they concern.
-    if any(column in header for column in STATUS_COLUMNS):
+    if _has_status_column(header):
         return generic_standing(row, header)
     if row.get("cleantime") or ("cleantime" in header and "unsubtime" not in header):
         return Standing.UNDELIVERABLE

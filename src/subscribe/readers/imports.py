@@ -189,10 +189,11 @@ def _import_member(
     shown = (len(report.invalid), len(report.warnings))
     slashes = _SlashOrder(member.path, member.shape, layout, member.start, report)
     chunk = ImportChunk(engine, settings, options, report, source=f"import:{layout.format.name}")
+    columns = _Columns.of(layout)
     for line, fields in import_file.rows(member.path, member.shape):
         if line <= member.start:
             continue
-        reader = _reader(layout, layout.row(fields), line, options, report, slashes)
+        reader = _reader(layout, columns, layout.row(fields), line, options, report, slashes)
         if reader is not None:
             chunk.add(reader)
     chunk.flush()
@@ -201,8 +202,33 @@ def _import_member(
             problems[since:] = [(n, f"{member.short}: {text}") for n, text in problems[since:]]
 
 
+@dataclass(frozen=True, slots=True)
+class _Columns:
+    """The columns of each field this file has, worked out once per file, not per row."""
+
+    email: tuple[str, ...]
+    created: tuple[str, ...]
+    confirmed: tuple[str, ...]
+    left: tuple[str, ...]
+    ip: tuple[str, ...]
+    language: tuple[str, ...]
+
+    @classmethod
+    def of(cls, layout: Layout) -> _Columns:
+        fmt, present = layout.format, layout.present
+        return cls(
+            email=present(fmt.email),
+            created=present(fmt.created),
+            confirmed=present(fmt.confirmed),
+            left=present(fmt.left),
+            ip=present(fmt.ip),
+            language=present(fmt.language),
+        )
+
+
 def _reader(
     layout: Layout,
+    columns: _Columns,
     row: Row,
     line: int,
     options: ImportOptions,
@@ -211,8 +237,7 @@ def _reader(
 ) -> dict[str, Any] | None:
     """The subscriber row a record makes, None when it is skipped (and listed)."""
     fmt = layout.format
-    present = layout.present
-    raw = row.get(*present(fmt.email))
+    raw = row.get(*columns.email)
     if not raw:
         if row.get(*layout.index):  # a row with cells but no address
             report.invalid.append((line, "no email address"))
@@ -241,9 +266,9 @@ def _reader(
             report.warnings.append((line, f"{value!r} is not a date; the import time is used"))
             return None
 
-    created, consented = when(present(fmt.created)), when(present(fmt.confirmed))
+    created, consented = when(columns.created), when(columns.confirmed)
     status = _status(standing, options.confirmed)
-    left = when(present(fmt.left)) if status in GONE else None
+    left = when(columns.left) if status in GONE else None
     if status == SubscriberStatus.CONFIRMED:
         confirmed_at: datetime | None = consented or created or options.now
     elif status == SubscriberStatus.PENDING:
@@ -259,16 +284,14 @@ def _reader(
         "confirmed_at": confirmed_at,
         "unsubscribed_at": left or (options.now if status in GONE else None),
         "consent_source": "",  # set by the chunk
-        "consent_ip": row.get(*present(fmt.ip))[:64],
+        "consent_ip": row.get(*columns.ip)[:64],
         "consent_user_agent": "",
         "consent_at": consented or created or options.now,
         "cadence": _cadence(row.get(*fmt.cadence)) if fmt.cadence else "post",
         "categories": _categories(row.get(*fmt.categories)) if fmt.categories else [],
         # Kept as the source spells it (``de-AT``): the nearest language on offer is
         # chosen when an email is made, so a language added later is picked up.
-        "language": (language_tag(row.get(*present(fmt.language))[:35]) or "")
-        if fmt.language
-        else "",
+        "language": (language_tag(row.get(*columns.language)[:35]) or "") if fmt.language else "",
         "confirmation_day": "",
         "confirmations_that_day": 0,
         "bounce_count": 0,
