@@ -147,8 +147,7 @@ class Outbox:
             try:
                 await self._pass.run()
             except asyncio.CancelledError:  # cut off: nobody waits for a pass now
-                _settle(asked + self._asked)
-                self._asked = []
+                self._answer_everyone(asked)
                 raise
             except DeliveryError as exc:
                 # Ids and counts only in logs: they are kept longer than the list.
@@ -161,11 +160,14 @@ class Outbox:
             finally:
                 self._pass = None
             # No more rounds until the next poll: whoever asked meanwhile is answered too.
-            asked, self._asked = asked + self._asked, []
-            _settle(asked)
+            self._answer_everyone(asked)
             return
-        _settle(self._asked)  # closing: answered now, their rows wait for the next start
-        self._asked = []
+        self._answer_everyone([])  # closing: their rows wait for the next start
+
+    def _answer_everyone(self, asked: list[asyncio.Future[None]]) -> None:
+        """Settle ``asked`` and every later ask: no pass of this task will come for them."""
+        asked, self._asked = asked + self._asked, []
+        _settle(asked)
 
     async def close(self, timeout: float) -> None:
         """Stop sending at a message boundary, for a shutdown (SIGTERM, a deploy).

@@ -80,8 +80,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # The in-process sender: what this process queues is flushed after each response;
-        # this loop sends the rest (other processes', and what waited for the relay).
+        # The in-process sender: a response that queued an email wakes it (nobody waits
+        # for it), and its poll sends the rest (other processes', what waited for the relay).
         sender = asyncio.create_task(context.outbox.run_forever())
         checkpointer = Checkpointer(engine) if long_running and store.is_sqlite(engine) else None
         if checkpointer is not None:
