@@ -297,16 +297,10 @@ def preview(
 
 
 def _language(settings: Settings, language: str) -> str:
-    """The language asked for on the command line, as offered (``de-AT`` is ``de``), or
-    the site's; one not on offer is a one-line error."""
-    from subscribe.errors import InvalidChoice
-    from subscribe.readers.languages import on_offer
+    """The language asked for on the command line, as offered, or the site's."""
+    from subscribe.readers.languages import named
 
-    chosen = on_offer(language, settings.languages) if language else settings.language
-    if chosen is None:
-        offered = ", ".join(settings.languages)
-        raise InvalidChoice(f"unknown language {language!r}: choose one of {offered}")
-    return chosen
+    return named(settings, language) if language else settings.language
 
 
 @app.command("send-test")

@@ -15,8 +15,19 @@ from sqlmodel import Session
 
 from subscribe.config import Settings, on_offer
 from subscribe.db.models import Subscriber
+from subscribe.errors import InvalidChoice
 
 MAX_ACCEPT_LANGUAGE = 64  # ranges read from one header: a longer one is not a browser's
+
+
+def named(settings: Settings, language: str) -> str:
+    """The language an admin named (``add --language``, ``preview --language``), as
+    offered (``de-AT`` is ``de``); one not on offer is a one-line error."""
+    chosen = on_offer(language, settings.languages)
+    if chosen is None:
+        offered = ", ".join(settings.languages)
+        raise InvalidChoice(f"unknown language {language!r}: choose one of {offered}")
+    return chosen
 
 
 def accepted(header: str, offered: Sequence[str]) -> str | None:

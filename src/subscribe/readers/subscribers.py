@@ -31,7 +31,6 @@ from subscribe.db.models import (
 from subscribe.errors import (
     N_,
     InvalidAddress,
-    InvalidChoice,
     NotFound,
     SubscribeError,
     SuppressedAddress,
@@ -285,11 +284,7 @@ def add(
 ) -> SignupOutcome:
     """The admin adds one address: confirmed at once, or pending with a confirmation email
     (in ``language``, one on offer; "" for the site's)."""
-    chosen = languages.on_offer(language, settings.languages) if language else ""
-    if chosen is None:
-        offered = ", ".join(settings.languages)
-        raise InvalidChoice(f"unknown language {language!r}: choose one of {offered}")
-    language = chosen
+    language = languages.named(settings, language) if language else ""
     address = normalize(email)
     existing = store.subscriber_by_key(session, email_key=address.key)
     if existing is not None and existing.status in (
